@@ -1,0 +1,82 @@
+"""Errors raised by destination clients.
+
+The tree (one place decides which is which: `connectors.http.classify`)::
+
+    ESPError
+    ├── RetryableESPError          retried with backoff, never a reject by itself
+    │   ├── RateLimited            429 (and Mailchimp's throttling 403), honours Retry-After
+    │   ├── ServerError            5xx
+    │   └── TransportFailure       connection refused/reset, timeouts
+    └── FatalESPError              never retried
+        ├── RejectedPayload        any other 4xx: becomes a RejectedRow with the ESP's detail
+        └── AuthFailed             401/403: the whole run stops (exit code 3)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ESPError(Exception):
+    """Base of every destination error."""
+
+
+class RetryableESPError(ESPError):
+    """A failure that may succeed if sent again."""
+
+
+class RateLimited(RetryableESPError):
+    """The ESP throttled us; `retry_after` is seconds to wait, when the ESP said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(RetryableESPError):
+    """The ESP answered 5xx."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransportFailure(RetryableESPError):
+    """No usable answer: connection failed, reset or timed out.
+
+    `uncertain` is True when the request may have reached the ESP (it was written and
+    the answer was lost), the case in which a non-idempotent send must be checked
+    before it is repeated.
+    """
+
+    def __init__(self, message: str, *, uncertain: bool) -> None:
+        super().__init__(message)
+        self.uncertain = uncertain
+
+
+class FatalESPError(ESPError):
+    """A failure that sending again cannot fix."""
+
+
+class RejectedPayload(FatalESPError):
+    """The ESP refused the request (4xx) and said why.
+
+    Attributes:
+        status: HTTP status.
+        detail: The ESP's reason, verbatim.
+        pointer: Where in the body, e.g. `/data/attributes/email` (Klaviyo) or a field name.
+        body: The parsed error body.
+    """
+
+    def __init__(
+        self, status: int, detail: str, pointer: str | None = None, body: Any = None
+    ) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.pointer = pointer
+        self.body = body
+
+
+class AuthFailed(FatalESPError):
+    """Credentials were refused; nothing will work until the config is fixed."""

@@ -1,0 +1,235 @@
+"""HTTP plumbing shared by every ESP client: classify, retry, rate-limit, redact.
+
+One place classifies responses (429/5xx/network are retried honouring Retry-After;
+other 4xx become `RejectedPayload` with the ESP's reason). The transport is injected
+by the caller, so the same client runs against `httpx.MockTransport`, the sandbox or
+the real API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from connectors.errors import (
+    AuthFailed,
+    RateLimited,
+    RejectedPayload,
+    RetryableESPError,
+    ServerError,
+    TransportFailure,
+)
+
+T = TypeVar("T")
+ErrorParser = Callable[[httpx.Response], tuple[str, str | None]]
+"""Extracts (detail, pointer) from an ESP error body."""
+
+SENSITIVE_HEADERS = frozenset({"authorization", "x-api-key", "x-signature", "cookie"})
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers with secrets replaced by `[secure]`, for logs and dry-run output."""
+    return {k: "[secure]" if k.lower() in SENSITIVE_HEADERS else v for k, v in headers.items()}
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds the ESP asked us to wait (`Retry-After`, seconds or HTTP date), or None."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def classify(response: httpx.Response, parse_error: ErrorParser) -> None:
+    """Raise the right `ESPError` for a non-2xx response; return for a 2xx.
+
+    Args:
+        response: The ESP's answer.
+        parse_error: The ESP's own error-body reader.
+    """
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 429:
+        raise RateLimited(f"429 from {response.url.path}", retry_after_seconds(response))
+    if status >= 500:
+        raise ServerError(f"{status} from {response.url.path}", status)
+    detail, pointer = parse_error(response)
+    if status in (401, 403):
+        raise AuthFailed(f"{status} from {response.url.path}: {detail}")
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:2000]
+    raise RejectedPayload(status, detail, pointer, body)
+
+
+def _is_uncertain(exc: httpx.TransportError) -> bool:
+    # Connect errors happen before a byte of the request is sent; anything later may
+    # have reached the ESP and been applied.
+    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped; the ESP's Retry-After wins when given."""
+
+    max_attempts: int = 6
+    initial: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.5
+
+    def wait(self, state: RetryCallState) -> float:
+        """Seconds to wait before the next attempt."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(exc.retry_after, self.max_delay)
+        backoff = wait_exponential_jitter(
+            initial=self.initial, max=self.max_delay, jitter=self.jitter
+        )
+        return float(backoff(state))
+
+
+async def send(
+    request: Callable[[], Awaitable[httpx.Response]],
+    parse_error: ErrorParser,
+    policy: RetryPolicy,
+    *,
+    on_retry: Callable[[BaseException], Awaitable[None]] | None = None,
+) -> httpx.Response:
+    """Send a request, retrying what is retryable; raise `FatalESPError` for the rest.
+
+    Args:
+        request: Makes one attempt (a fresh coroutine each time).
+        parse_error: The ESP's error-body reader.
+        policy: Backoff policy.
+        on_retry: Awaited with the error before each retry (e.g. to slow a limiter).
+    """
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(RetryableESPError),
+        wait=policy.wait,
+        stop=stop_after_attempt(policy.max_attempts),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            if on_retry and attempt.retry_state.attempt_number > 1 and attempt.retry_state.outcome:
+                error = attempt.retry_state.outcome.exception()
+                if error is not None:
+                    await on_retry(error)
+            try:
+                response = await request()
+            except httpx.TransportError as exc:
+                raise TransportFailure(
+                    f"{type(exc).__name__}: {exc}", uncertain=_is_uncertain(exc)
+                ) from exc
+            classify(response, parse_error)
+            return response
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class SlidingWindowLimiter:
+    """At most `limit` acquisitions in any sliding `window` seconds.
+
+    A sliding window is never looser than the ESP's fixed windows, whatever their
+    alignment, so a client that obeys it is never throttled, and in the long run it
+    still reaches the full published rate.
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._stamps: deque[float] = deque()
+        self._lock = asyncio.Lock()
+        self._paused_until = 0.0
+
+    def used(self) -> int:
+        """Acquisitions inside the current window (ours only, not other processes')."""
+        now = time.monotonic()
+        return sum(1 for stamp in self._stamps if stamp > now - self.window)
+
+    def pause(self, seconds: float) -> None:
+        """Stop granting for `seconds` (after a 429, or RateLimit-Remaining: 0)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    async def acquire(self) -> None:
+        """Wait until one more request fits the window, then take it."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                if now < self._paused_until:
+                    await asyncio.sleep(self._paused_until - now)
+                    continue
+                while self._stamps and self._stamps[0] <= now - self.window:
+                    self._stamps.popleft()
+                if len(self._stamps) < self.limit:
+                    self._stamps.append(now)
+                    return
+                await asyncio.sleep(self._stamps[0] + self.window - now)
+
+
+@dataclass(frozen=True, slots=True)
+class RateTier:
+    """A published rate limit: `burst` per second and `steady` per minute."""
+
+    burst: int
+    steady: int
+
+
+class TierLimiter:
+    """Burst (1 s) and steady (60 s) windows of one endpoint tier for one account."""
+
+    def __init__(self, tier: RateTier, time_scale: float = 1.0) -> None:
+        self.burst = SlidingWindowLimiter(tier.burst, 1.0 / time_scale)
+        self.steady = SlidingWindowLimiter(tier.steady, 60.0 / time_scale)
+
+    async def acquire(self) -> None:
+        """Wait for room in both windows."""
+        await self.steady.acquire()
+        await self.burst.acquire()
+
+    def pause(self, seconds: float) -> None:
+        """Hold both windows (after a 429)."""
+        self.steady.pause(seconds)
+
+
+_LIMITERS: dict[tuple[str, str], TierLimiter] = {}
+
+
+def shared_limiter(
+    account: str, tier_name: str, tier: RateTier, time_scale: float = 1.0
+) -> TierLimiter:
+    """The process-wide limiter for an account's tier, shared by every sync.
+
+    Args:
+        account: A non-secret account identity (e.g. a hash of the API key).
+        tier_name: The tier or endpoint name, e.g. `M` or `XL`.
+        tier: Its limits.
+        time_scale: Divides the windows (the sandbox's `--time-scale`).
+    """
+    key = (account, f"{tier_name}:{tier.burst}:{tier.steady}:{time_scale}")
+    limiter = _LIMITERS.get(key)
+    if limiter is None:
+        limiter = _LIMITERS[key] = TierLimiter(tier, time_scale)
+    return limiter

@@ -1,0 +1,223 @@
+"""What every Klaviyo action shares: mapping context, requests, row errors, identity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import phonenumbers
+
+from connectors.base import Customer, Record
+from connectors.klaviyo.defaults import METRIC_NAMES
+from connectors.klaviyo.errors import error_entries, split_pointer
+from connectors.klaviyo.settings import KlaviyoSettings
+from mapping.fields import FieldSpec, Resolved, resolve
+from mapping.types import Message, RejectedRow
+
+Body = dict[str, Any]
+MapResult = list[Record | RejectedRow]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How many items (and bytes) one request of an action may carry."""
+
+    max_items: int
+    max_bytes: int = 5_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """One Klaviyo call, as data: the operation, its path parameters and body."""
+
+    operation_id: str
+    body: Body
+    path_params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """A rejected row of a request: its index in the batch, Klaviyo's reason, the field."""
+
+    index: int
+    detail: str
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MapContext:
+    """Everything `map` needs besides the message: config, clock, destination name."""
+
+    settings: KlaviyoSettings
+    now: datetime
+    destination: str
+
+    def metric_name(self, event: str) -> str:
+        """The Klaviyo metric for a Segment event name (renames are case-insensitive)."""
+        table = {k.lower(): v for k, v in {**METRIC_NAMES, **self.settings.metric_names}.items()}
+        return table.get(event.strip().lower(), event)
+
+    def is_backfill(self, event_time: datetime) -> bool:
+        """True for events older than the freshness window: recorded without firing flows."""
+        return event_time < self.now - timedelta(days=self.settings.freshness_days)
+
+
+def specs_for(
+    action: str, defaults: Mapping[str, FieldSpec], ctx: MapContext
+) -> dict[str, FieldSpec]:
+    """An action's field specs: its defaults with the TOML overrides on top."""
+    return {**defaults, **ctx.settings.mapping.get(action, {})}
+
+
+def resolve_message(specs: Mapping[str, FieldSpec], message: Message) -> Resolved:
+    """Resolve field specs against the message as read (paths such as `traits.email`)."""
+    return resolve(specs, message.raw)
+
+
+def iso_time(value: Any) -> str | None:
+    """ISO-8601 UTC with milliseconds (`2024-07-22T20:08:49.790Z`), or None."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = aware.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def e164(raw: Any, region: str | None) -> tuple[str | None, str | None]:
+    """(phone in E.164, None) or (None, why it was dropped)."""
+    text = str(raw).strip()
+    try:
+        number = phonenumbers.parse(text, region.upper() if region else None)
+    except phonenumbers.NumberParseException:
+        return None, f"phone_number dropped: {text!r} is not a phone number in E.164 form"
+    if not phonenumbers.is_valid_number(number):
+        return None, f"phone_number dropped: {text!r} is not a valid phone number"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+def identifiers(
+    values: Mapping[str, Any],
+    customer: Customer | None,
+    ctx: MapContext,
+    *,
+    anonymous: bool,
+) -> tuple[dict[str, str], list[str]]:
+    """Profile identifiers for Klaviyo and notes about dropped ones.
+
+    Identity resolution decided the customer's identifiers, so they win over the
+    message's. `anonymous_id` is only accepted on event profiles.
+    """
+    chosen: dict[str, Any] = {
+        "email": values.get("email"),
+        "phone_number": values.get("phone_number"),
+        "external_id": values.get("external_id"),
+    }
+    if anonymous:
+        chosen["anonymous_id"] = values.get("anonymous_id")
+    if customer is not None:
+        for ours, theirs in (
+            ("email", "email"),
+            ("phone_number", "phone"),
+            ("external_id", "user_id"),
+        ):
+            chosen[ours] = customer.first(theirs) or chosen[ours]
+        if anonymous:
+            chosen["anonymous_id"] = customer.first("anonymous_id") or chosen["anonymous_id"]
+    notes: list[str] = []
+    if chosen["phone_number"] is not None:
+        region = values.get("phone_region") or ctx.settings.phone_default_region
+        chosen["phone_number"], note = e164(
+            chosen["phone_number"],
+            region
+            if isinstance(region, str) and len(region) == 2
+            else ctx.settings.phone_default_region,
+        )
+        notes.extend([note] if note else [])
+    if isinstance(chosen.get("email"), str):
+        chosen["email"] = chosen["email"].strip()
+    return {k: str(v) for k, v in chosen.items() if v not in (None, "")}, notes
+
+
+def profile_id(customer: Customer | None) -> str | None:
+    """The Klaviyo profile id identity resolution learned earlier, if any."""
+    return customer.first("klaviyo_profile_id") if customer else None
+
+
+def reject(
+    message: Message, ctx: MapContext, field_name: str | None, reason: str, key: str | None = None
+) -> RejectedRow:
+    """A mapping-stage reject naming the record and the field."""
+    return RejectedRow(
+        source_ref=message.source_ref,
+        field=field_name,
+        reason=reason,
+        stage="mapping",
+        payload=dict(message.raw),
+        destination=ctx.destination,
+        key=key,
+    )
+
+
+NO_IDENTIFIER = "one of email, phone_number, external_id or anonymous_id is required"
+
+
+def json_size(value: Any) -> int:
+    """Bytes of a value once serialised."""
+    return len(orjson.dumps(value))
+
+
+def chunk(
+    records: Sequence[Record], limits: BatchLimits, size_of: Callable[[Record], int]
+) -> list[list[Record]]:
+    """Split records into requests of at most `max_items` items and ~`max_bytes` bytes."""
+    budget = int(limits.max_bytes * 0.95)  # room for the JSON:API envelope
+    out: list[list[Record]] = []
+    current: list[Record] = []
+    used = 0
+    for record in records:
+        size = size_of(record)
+        if current and (len(current) >= limits.max_items or used + size > budget):
+            out.append(current)
+            current, used = [], 0
+        current.append(record)
+        used += size
+    if current:
+        out.append(current)
+    return out
+
+
+def rows_from_pointers(body: Any, collection: str, count: int) -> list[RowError]:
+    """Row errors of a bulk body whose errors point into `collection/<index>`."""
+    out: list[RowError] = []
+    for entry in error_entries(body):
+        found = split_pointer(entry.pointer, collection) if entry.pointer else None
+        if found is not None and found[0] < count:
+            out.append(RowError(index=found[0], detail=entry.detail, field=found[1]))
+    return out
+
+
+def notes_of(record: Record) -> str | None:
+    """Mapping notes carried by a record (e.g. a dropped phone), as one reason string."""
+    notes = record.fields.get("notes") or []
+    return "; ".join(str(n) for n in notes) or None
+
+
+def event_time_of(message: Message) -> datetime:
+    """The message's event time (aware UTC)."""
+    return message.timestamp
+
+
+def as_str(value: Any) -> str | None:
+    """A non-blank string form of a scalar, else None."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,115 @@
+"""Placed Order: `Order Completed` → one Placed Order + one Ordered Product per product.
+
+Each Ordered Product's `unique_id` is `<messageId>:<index>`, derived from the order,
+never random, so a replayed order never duplicates its product events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from connectors.base import Customer, Record
+from connectors.klaviyo.actions import track_event
+from connectors.klaviyo.actions.base import (
+    MapContext,
+    MapResult,
+    reject,
+    resolve_message,
+    specs_for,
+)
+from connectors.klaviyo.defaults import EVENT_DEFAULTS, ORDERED_PRODUCT_METRIC
+from mapping.fields import FieldSpec
+from mapping.types import Message
+
+NAME = "placed_order"
+DEFAULTS: Mapping[str, FieldSpec] = {
+    **EVENT_DEFAULTS,
+    "products": FieldSpec(path=["properties.products"]),
+    "product_metric": FieldSpec(value=ORDERED_PRODUCT_METRIC),
+}
+LIMITS = track_event.LIMITS
+build_request = track_event.build_request
+build_batch = track_event.build_batch
+rows_from_error = track_event.rows_from_error
+
+
+class PlacedOrderFields(track_event.TrackEventFields):
+    """A Placed Order or one of its Ordered Product events."""
+
+    line: int | None = Field(default=None, description="products[] index of an Ordered Product.")
+
+
+class OrderedProduct(BaseModel):
+    """One `products[]` item (Segment e-commerce spec v2)."""
+
+    product_id: str | None = Field(default=None, description="Product id.")
+    sku: str | None = Field(default=None, description="SKU.")
+    name: str | None = Field(default=None, description="Product name.")
+    price: float | None = Field(default=None, description="Unit price.")
+    quantity: float | None = Field(default=None, description="Units ordered.")
+
+
+def subscribes(message: Message, ctx: MapContext) -> bool:
+    """`track` calls whose event renames to Placed Order (Order Completed by default)."""
+    return (
+        message.type == "track"
+        and bool(message.event)
+        and ctx.metric_name(message.event or "") == "Placed Order"
+    )
+
+
+def _line_value(item: Mapping[str, Any]) -> Any:
+    price, quantity = item.get("price"), item.get("quantity", 1)
+    if isinstance(price, int | float) and isinstance(quantity, int | float):
+        return round(price * quantity, 2)
+    return price if isinstance(price, int | float) else None
+
+
+def _record(message: Message, fields: dict[str, Any], line: int | None) -> Record:
+    return Record(
+        key=fields["unique_id"],
+        action=NAME,
+        fields={**fields, "line": line},
+        source_ref=message.source_ref,
+        event_time=message.timestamp,
+    )
+
+
+def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
+    """The order event followed by one event per product line."""
+    order = track_event.event_fields(message, customer, ctx, action=NAME, metric="Placed Order")
+    if isinstance(order, str):
+        return [reject(message, ctx, order.partition(":")[0], order, message.message_id)]
+    out: MapResult = [_record(message, order, None)]
+    products = resolve_message(specs_for(NAME, DEFAULTS, ctx), message).values
+    items = products.get("products") or []
+    if not isinstance(items, list):
+        return [
+            *out,
+            reject(
+                message, ctx, "properties.products", "products must be a list", message.message_id
+            ),
+        ]
+    base = {k: v for k, v in order["properties"].items() if k != "products"}
+    metric = str(products.get("product_metric") or ORDERED_PRODUCT_METRIC)
+    for line, item in enumerate(items):
+        key = f"{order['unique_id']}:{line}"
+        if not isinstance(item, dict):
+            out.append(
+                reject(
+                    message, ctx, f"properties.products[{line}]", "a product must be an object", key
+                )
+            )
+            continue
+        product = {
+            **order,
+            "metric": metric,
+            "properties": {**base, **item},
+            "value": _line_value(item),
+            "unique_id": key,
+        }
+        out.append(_record(message, product, line))
+    return out

@@ -1,0 +1,254 @@
+"""Track Event: a Segment `track` → one Klaviyo event (metric + properties + profile).
+
+Single: `POST /api/events`. Bulk: `POST /api/event-bulk-create-jobs` (≤ 1,000 events,
+≤ 5 MB), events grouped per profile as the bulk schema requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from connectors.base import Customer, Record
+from connectors.klaviyo.actions.base import (
+    NO_IDENTIFIER,
+    ApiRequest,
+    BatchLimits,
+    Body,
+    MapContext,
+    MapResult,
+    RowError,
+    identifiers,
+    iso_time,
+    json_size,
+    profile_id,
+    reject,
+    resolve_message,
+    rows_from_pointers,
+    specs_for,
+)
+from connectors.klaviyo.defaults import EVENT_DEFAULTS, VALUE_KEYS
+from connectors.klaviyo.errors import error_entries, field_of
+from mapping.fields import FieldSpec
+from mapping.types import Message
+
+NAME = "track_event"
+DEFAULTS: Mapping[str, FieldSpec] = EVENT_DEFAULTS
+LIMITS = BatchLimits(max_items=1000, max_bytes=5_000_000)
+BULK_COLLECTION = "/data/attributes/events-bulk-create/data"
+
+
+class EventProfile(BaseModel):
+    """Who did it: at least one identifier."""
+
+    email: str | None = Field(default=None, description="Email address.")
+    phone_number: str | None = Field(default=None, description="Phone in E.164 (+15005550006).")
+    external_id: str | None = Field(default=None, description="Your user id (Segment userId).")
+    anonymous_id: str | None = Field(default=None, description="Segment anonymousId.")
+
+
+class TrackEventFields(BaseModel):
+    """The fields of one Klaviyo event."""
+
+    metric: str = Field(max_length=127, description="Metric name shown in Klaviyo (renamed).")
+    properties: dict[str, Any] = Field(description="Event properties, minus value fields.")
+    time: str | None = Field(default=None, description="Event time, ISO-8601 UTC.")
+    value: float | None = Field(default=None, description="Monetary value (revenue/total).")
+    value_currency: str | None = Field(default=None, description="ISO 4217 currency.")
+    unique_id: str = Field(description="Deterministic dedup key: the messageId (or parent:index).")
+    backfill: bool = Field(default=False, description="True for old events: no flows fire.")
+    profile: EventProfile = Field(description="Profile identifiers.")
+    profile_id: str | None = Field(default=None, description="Known Klaviyo profile id.")
+    notes: list[str] = Field(default_factory=list, description="Mapping notes (dropped phone).")
+
+
+def subscribes(message: Message, ctx: MapContext) -> bool:
+    """Every `track` call except an Order Completed (that is `placed_order`)."""
+    if message.type != "track" or not message.event:
+        return False
+    return (
+        "placed_order" not in ctx.settings.actions
+        or ctx.metric_name(message.event) != "Placed Order"
+    )
+
+
+def number(value: Any) -> float | int | None:
+    """A JSON number from a number or numeric string; None when blank; ValueError otherwise."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    return float(str(value).strip())
+
+
+def event_fields(
+    message: Message,
+    customer: Customer | None,
+    ctx: MapContext,
+    *,
+    action: str,
+    metric: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | str:
+    """The fields of one event, or the reason it cannot be sent.
+
+    Args:
+        message: The Segment message.
+        customer: Identity resolution's answer, whose identifiers win.
+        ctx: Config and clock.
+        action: The action whose overrides apply.
+        metric: A fixed metric name (fan-out), else the renamed event name.
+        extra: Field values that replace the resolved ones (fan-out items).
+    """
+    resolved = resolve_message(specs_for(action, DEFAULTS, ctx), message)
+    values = {**resolved.values, **(extra or {})}
+    profile, notes = identifiers(values, customer, ctx, anonymous=True)
+    known_id = profile_id(customer)
+    if not profile and not known_id:
+        return NO_IDENTIFIER
+    try:
+        value = number(values.get("value"))
+    except ValueError:
+        return f"value: {values.get('value')!r} is not a number"
+    name = metric or ctx.metric_name(str(values.get("metric_name") or ""))
+    if not name:
+        return "metric_name: the event has no name"
+    properties = {
+        k: v for k, v in dict(values.get("properties") or {}).items() if k not in VALUE_KEYS
+    }
+    return {
+        "metric": name,
+        "properties": properties,
+        "time": iso_time(values.get("time")),
+        "value": value,
+        "value_currency": values.get("value_currency"),
+        "unique_id": str(values.get("unique_id") or message.message_id),
+        "backfill": ctx.is_backfill(message.timestamp),
+        "profile": profile,
+        "profile_id": known_id,
+        "notes": notes,
+    }
+
+
+def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
+    """One record for one track call (or a mapping reject naming the field)."""
+    fields = event_fields(message, customer, ctx, action=NAME)
+    if isinstance(fields, str):
+        return [
+            reject(
+                message,
+                ctx,
+                fields.partition(":")[0] if ":" in fields else "profile",
+                fields,
+                message.message_id,
+            )
+        ]
+    return [
+        Record(
+            key=fields["unique_id"],
+            action=NAME,
+            fields=fields,
+            source_ref=message.source_ref,
+            event_time=message.timestamp,
+        )
+    ]
+
+
+def _metric(name: str) -> Body:
+    return {"data": {"type": "metric", "attributes": {"name": name}}}
+
+
+def _profile(fields: Mapping[str, Any]) -> Body:
+    data: Body = {"type": "profile", "attributes": dict(fields["profile"])}
+    if fields.get("profile_id"):
+        data["id"] = fields["profile_id"]
+    return {"data": data}
+
+
+def event_attributes(fields: Mapping[str, Any]) -> Body:
+    """Event attributes shared by the single and bulk bodies (blank values left out)."""
+    attributes: Body = {"properties": dict(fields["properties"])}
+    for name in ("time", "value", "value_currency", "unique_id"):
+        if fields.get(name) is not None:
+            attributes[name] = fields[name]
+    if fields.get("backfill"):
+        attributes["backfill"] = True
+    attributes["metric"] = _metric(fields["metric"])
+    return attributes
+
+
+def build_request(record: Record) -> ApiRequest:
+    """`POST /api/events` for one event."""
+    attributes = event_attributes(record.fields)
+    attributes["profile"] = _profile(record.fields)
+    return ApiRequest("create_event", {"data": {"type": "event", "attributes": attributes}})
+
+
+def profile_key(fields: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Events of the same profile share one bulk entry."""
+    return (fields.get("profile_id"), tuple(sorted(dict(fields["profile"]).items())))
+
+
+def groups(records: Sequence[Record]) -> list[list[int]]:
+    """Record indexes per bulk entry, in first-seen order."""
+    by_key: dict[tuple[Any, ...], list[int]] = {}
+    for index, record in enumerate(records):
+        by_key.setdefault(profile_key(record.fields), []).append(index)
+    return list(by_key.values())
+
+
+def build_batch(records: Sequence[Record]) -> ApiRequest:
+    """`POST /api/event-bulk-create-jobs` for up to 1,000 events, grouped per profile."""
+    entries = []
+    for members in groups(records):
+        first = records[members[0]].fields
+        events = [
+            {"type": "event", "attributes": event_attributes(records[i].fields)} for i in members
+        ]
+        entries.append(
+            {
+                "type": "event-bulk-create",
+                "attributes": {"profile": _profile(first), "events": {"data": events}},
+            }
+        )
+    body = {
+        "data": {
+            "type": "event-bulk-create-job",
+            "attributes": {"events-bulk-create": {"data": entries}},
+        }
+    }
+    return ApiRequest("bulk_create_events", body)
+
+
+def size_of(record: Record) -> int:
+    """Approximate bytes of one event in a bulk body."""
+    return json_size(record.fields) + 120
+
+
+def rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
+    """Rows a 4xx names: a bulk pointer → its event (or every event of its profile).
+
+    For a single-event request every error belongs to row 0.
+    """
+    if len(records) == 1:
+        entries = error_entries(body)
+        return [RowError(0, e.detail, field_of(e.pointer)) for e in entries[:1]]
+    layout = groups(records)
+    out: list[RowError] = []
+    for row in rows_from_pointers(body, BULK_COLLECTION, len(layout)):
+        members = layout[row.index]
+        field = row.field or ""
+        head, _, tail = field.partition("events.data.")
+        if tail and tail.split(".")[0].isdigit():
+            position, _, rest = tail.partition(".")
+            if int(position) < len(members):
+                out.append(
+                    RowError(
+                        members[int(position)], row.detail, rest.removeprefix("attributes.") or None
+                    )
+                )
+                continue
+        out.extend(RowError(i, row.detail, head.rstrip(".") or None) for i in members)
+    return out

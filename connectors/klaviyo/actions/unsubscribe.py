@@ -1,0 +1,109 @@
+"""Unsubscribe: always honoured → `POST /api/profile-subscription-bulk-delete-jobs`.
+
+A consent field that says the person withdrew, or an `Unsubscribed` event, sends
+`UNSUBSCRIBED` marketing consent for every channel the profile has (≤ 100 per job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from connectors.base import Customer, Record
+from connectors.klaviyo.actions.base import (
+    ApiRequest,
+    BatchLimits,
+    Body,
+    MapContext,
+    MapResult,
+    RowError,
+    reject,
+    rows_from_pointers,
+)
+from connectors.klaviyo.actions.subscribe import BULK_COLLECTION, consent_of, list_fields
+from connectors.klaviyo.defaults import LIST_DEFAULTS, UNSUBSCRIBE_EVENTS
+from connectors.klaviyo.errors import error_entries, field_of
+from mapping.fields import FieldSpec
+from mapping.types import Message
+
+NAME = "unsubscribe"
+DEFAULTS: Mapping[str, FieldSpec] = LIST_DEFAULTS
+LIMITS = BatchLimits(max_items=100)
+
+
+class UnsubscribeFields(BaseModel):
+    """One profile to unsubscribe from marketing."""
+
+    list_id: str | None = Field(default=None, description="List the request came from, if any.")
+    email: str | None = Field(default=None, description="Email: email marketing UNSUBSCRIBED.")
+    phone_number: str | None = Field(default=None, description="Phone: SMS marketing UNSUBSCRIBED.")
+
+
+def subscribes(message: Message, ctx: MapContext) -> bool:
+    """Consent withdrawn, or a `User Unsubscribed` / `Unsubscribed` track event."""
+    if message.type == "track" and (message.event or "").strip().lower() in UNSUBSCRIBE_EVENTS:
+        return True
+    return consent_of(message, ctx) == "unsubscribed"
+
+
+def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
+    """One unsubscribe record (email and/or phone)."""
+    key = f"unsubscribe:{message.message_id}"
+    list_id, ids, notes = list_fields(NAME, message, customer, ctx)
+    if "email" not in ids and "phone_number" not in ids:
+        return [
+            reject(message, ctx, "profile", "unsubscribe needs an email or a phone number", key)
+        ]
+    fields = {
+        "list_id": list_id,
+        "email": ids.get("email"),
+        "phone_number": ids.get("phone_number"),
+        "notes": notes,
+    }
+    return [
+        Record(
+            key=key,
+            action=NAME,
+            fields=fields,
+            source_ref=message.source_ref,
+            event_time=message.timestamp,
+        )
+    ]
+
+
+def batch_key(record: Record) -> tuple[Any, ...]:
+    """Records of one job share a list."""
+    return (record.fields.get("list_id"),)
+
+
+def _profile(fields: Mapping[str, Any]) -> Body:
+    attributes: Body = {k: fields[k] for k in ("email", "phone_number") if fields.get(k)}
+    channels = [c for c, k in (("email", "email"), ("sms", "phone_number")) if fields.get(k)]
+    attributes["subscriptions"] = {c: {"marketing": {"consent": "UNSUBSCRIBED"}} for c in channels}
+    return {"type": "profile", "attributes": attributes}
+
+
+def build_batch(records: Sequence[Record]) -> ApiRequest:
+    """`POST /api/profile-subscription-bulk-delete-jobs` for one list (or none)."""
+    first = records[0].fields
+    data: Body = {
+        "type": "profile-subscription-bulk-delete-job",
+        "attributes": {"profiles": {"data": [_profile(r.fields) for r in records]}},
+    }
+    if first.get("list_id"):
+        data["relationships"] = {"list": {"data": {"type": "list", "id": first["list_id"]}}}
+    return ApiRequest("bulk_unsubscribe_profiles", {"data": data})
+
+
+def build_request(record: Record) -> ApiRequest:
+    """A job of one profile."""
+    return build_batch([record])
+
+
+def rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
+    """Rows a 4xx names (`/data/attributes/profiles/data/<i>/...`)."""
+    if len(records) == 1:
+        return [RowError(0, e.detail, field_of(e.pointer)) for e in error_entries(body)[:1]]
+    return rows_from_pointers(body, BULK_COLLECTION, len(records))

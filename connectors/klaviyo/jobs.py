@@ -1,0 +1,193 @@
+"""Sinks for profile jobs: upserts (single or bulk import, polled) and list/subscription jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Hashable, Sequence
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from connectors.base import Outcome, Record
+from connectors.errors import RejectedPayload
+from connectors.klaviyo.actions import upsert_profile
+from connectors.klaviyo.client import KlaviyoClient
+from connectors.klaviyo.errors import field_of
+from connectors.klaviyo.sink import (
+    Sink,
+    acknowledged,
+    chunk_records,
+    rejected,
+    rounds,
+    send_rows,
+)
+
+FINISHED = frozenset({"complete", "cancelled"})
+
+
+def identity(record: Record) -> Hashable:
+    """Who a profile-shaped record is about (one per job: order matters per person)."""
+    fields = record.fields
+    attributes = fields.get("attributes") or fields
+    return tuple(attributes.get(k) for k in ("email", "phone_number", "external_id"))
+
+
+class ImportJobs:
+    """Runs bulk profile import jobs: create, poll, read import-errors."""
+
+    def __init__(self, client: KlaviyoClient) -> None:
+        self.client = client
+        self.batch = client.settings.batch
+
+    async def outcomes(self, response: httpx.Response, records: Sequence[Record]) -> list[Outcome]:
+        """Poll the job a 202 created and turn its import-errors into rejects."""
+        job = response.json()["data"]
+        job = await self._wait(str(job["id"]), job)
+        attributes = job.get("attributes") or {}
+        if attributes.get("status") == "cancelled":
+            return [rejected(r, "Klaviyo cancelled the bulk import job") for r in records]
+        errors = await self._errors(str(job["id"])) if attributes.get("failed_count") else []
+        rows = {row.index: row for row in upsert_profile.rows_from_import_errors(errors, records)}
+        return [
+            rejected(r, rows[i].detail, rows[i].field) if i in rows else acknowledged(r)
+            for i, r in enumerate(records)
+        ]
+
+    async def _wait(self, job_id: str, job: dict[str, Any]) -> dict[str, Any]:
+        deadline = time.monotonic() + self.batch.job_timeout_seconds
+        while (job.get("attributes") or {}).get("status") not in FINISHED:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Klaviyo bulk import job {job_id} did not finish in time")
+            await asyncio.sleep(self.batch.job_poll_seconds)
+            response = await self.client.call(
+                "get_bulk_import_profiles_job", path={"job_id": job_id}
+            )
+            job = response.json()["data"]
+        return job
+
+    async def _errors(self, job_id: str) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        params: dict[str, str] = {"page[size]": "100"}
+        while True:
+            response = await self.client.call(
+                "get_errors_for_bulk_import_profiles_job", path={"id": job_id}, params=params
+            )
+            body = response.json()
+            errors.extend(body.get("data") or [])
+            cursor = _next_cursor(body)
+            if cursor is None:
+                return errors
+            params = {"page[size]": "100", "page[cursor]": cursor}
+
+
+def _next_cursor(body: dict[str, Any]) -> str | None:
+    link = (body.get("links") or {}).get("next")
+    if not link:
+        return None
+    values = parse_qs(urlsplit(link).query).get("page[cursor]")
+    return values[0] if values else None
+
+
+class ProfileSink(Sink):
+    """Profile upserts: `profile-import` one by one for a few, bulk import jobs for volume."""
+
+    def __init__(self, client: KlaviyoClient) -> None:
+        super().__init__(client, client.settings.batch.profiles_per_job)
+        self.jobs = ImportJobs(client)
+
+    async def process_batch(self, records: list[Record]) -> list[Outcome]:
+        """Send in rounds with one record per person, so later traits win."""
+        outcomes: list[Outcome] = []
+        for group in rounds(records, identity):
+            if len(group) < self.settings.batch.bulk_threshold:
+                outcomes.extend(await self._singles(group))
+            else:
+                outcomes.extend(await self._bulk(group))
+        return outcomes
+
+    async def _singles(self, records: list[Record]) -> list[Outcome]:
+        gate = asyncio.Semaphore(self.settings.batch.single_concurrency)
+
+        async def one(record: Record) -> Outcome:
+            async with gate:
+                return await self.upsert(record)
+
+        return list(await asyncio.gather(*(one(r) for r in records)))
+
+    async def upsert(self, record: Record) -> Outcome:
+        """`profile-import`; on 409 `duplicate_profile` PATCH the profile Klaviyo names."""
+        request = upsert_profile.build_request(record)
+        try:
+            response = await self.client.call(request.operation_id, body=request.body)
+        except RejectedPayload as exc:
+            known = upsert_profile.duplicate_profile_id(exc.body) if exc.status == 409 else None
+            if known is None:
+                return rejected(record, exc.detail, field_of(exc.pointer))
+            return await self._update(record, known)
+        return acknowledged(record, **_learned(response))
+
+    async def _update(self, record: Record, known: str) -> Outcome:
+        request = upsert_profile.build_update(record, known)
+        try:
+            await self.client.call(
+                request.operation_id, body=request.body, path=request.path_params
+            )
+        except RejectedPayload as exc:
+            return rejected(record, exc.detail, field_of(exc.pointer))
+        return acknowledged(record, klaviyo_profile_id=known)
+
+    async def _bulk(self, records: list[Record]) -> list[Outcome]:
+        parts = chunk_records(records, upsert_profile)
+        results = await asyncio.gather(
+            *(
+                send_rows(
+                    self.client,
+                    part,
+                    upsert_profile.build_batch,
+                    upsert_profile.rows_from_error,
+                    self.jobs.outcomes,
+                )
+                for part in parts
+            )
+        )
+        return [o for result in results for o in result]
+
+
+def _learned(response: httpx.Response) -> dict[str, str]:
+    try:
+        found = response.json()["data"]["id"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return {"klaviyo_profile_id": str(found)} if found else {}
+
+
+class JobSink(Sink):
+    """Subscribe, unsubscribe and add-to-list: bulk jobs grouped by list."""
+
+    def __init__(self, client: KlaviyoClient, module: ModuleType, polled: bool = False) -> None:
+        super().__init__(client, module.LIMITS.max_items)
+        self.module = module
+        self.jobs = ImportJobs(client) if polled else None
+
+    async def process_batch(self, records: list[Record]) -> list[Outcome]:
+        """One job per list and chunk, one record per person per job."""
+        by_key: dict[Hashable, list[Record]] = {}
+        for record in records:
+            by_key.setdefault(self.module.batch_key(record), []).append(record)
+        outcomes: list[Outcome] = []
+        for group in by_key.values():
+            for batch in rounds(group, identity):
+                for part in chunk_records(batch, self.module):
+                    outcomes.extend(
+                        await send_rows(
+                            self.client,
+                            part,
+                            self.module.build_batch,
+                            self.module.rows_from_error,
+                            self.jobs.outcomes if self.jobs else None,
+                        )
+                    )
+        return outcomes

@@ -1,0 +1,177 @@
+"""The Mailchimp sink: queue records, flush on size or age, send each batch.
+
+A flush starts `process_batch` in the background (at most two batches in flight) so
+new records keep arriving while earlier ones are sent; `drain` waits for all of them.
+Inside a batch, member upserts go first (batch subscribe for volume, else PUT), and
+every tag change, event and journey trigger waits only for its own member's upsert,
+so the 10 connections stay busy. Non-idempotent sends (events, triggers) are read
+back before they are repeated (see `delivery.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from connectors.base import Outcome, OutcomeStatus, Record
+from connectors.errors import RejectedPayload
+from connectors.mailchimp.actions import batch_operations, batch_subscribe, upsert_member
+from connectors.mailchimp.client import MailchimpClient
+from connectors.mailchimp.delivery import Delivery, acknowledged, rejected
+from connectors.mailchimp.settings import MailchimpSettings
+
+MAX_BATCHES_IN_FLIGHT = 2
+
+
+class MailchimpSink:
+    """Batches records of one destination and turns them into outcomes."""
+
+    def __init__(self, settings: MailchimpSettings, client: MailchimpClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.delivery = Delivery(settings, client)
+        self._queue: list[Record] = []
+        self._oldest: float | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._outcomes: list[Outcome] = []
+        self._ready: dict[str, asyncio.Future[None]] = {}
+
+    async def process_record(self, record: Record) -> None:
+        """Queue one record; flush when the queue is full or its oldest record is old."""
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        self._queue.append(record)
+        full = len(self._queue) >= self.settings.batch.max_records
+        if full or time.monotonic() - self._oldest >= self.settings.batch.max_age_seconds:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Start sending everything queued (in the background)."""
+        records, self._queue, self._oldest = self._queue, [], None
+        if not records:
+            return
+        loop = asyncio.get_running_loop()
+        for record in records:
+            if record.action == upsert_member.NAME:
+                self._ready[record.fields["email"]] = loop.create_future()
+        self._tasks.append(asyncio.create_task(self.process_batch(records)))
+        while sum(not task.done() for task in self._tasks) > MAX_BATCHES_IN_FLIGHT:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        await self._reap(wait=False)
+
+    async def drain(self) -> list[Outcome]:
+        """Send everything queued and return every outcome since the last drain."""
+        await self.flush()
+        await self._reap(wait=True)
+        outcomes, self._outcomes = self._outcomes, []
+        return outcomes
+
+    async def _reap(self, *, wait: bool) -> None:
+        if wait and self._tasks:
+            await asyncio.wait(self._tasks)
+        done = [task for task in self._tasks if task.done()]
+        self._tasks = [task for task in self._tasks if not task.done()]
+        for task in done:
+            task.result()  # a batch that failed (e.g. retries exhausted) fails the run
+
+    async def process_batch(self, records: Sequence[Record]) -> None:
+        """Send one batch of records and collect their outcomes."""
+        threshold = self.settings.batch.operations_threshold
+        if threshold is not None and len(records) >= threshold:
+            records = await self._via_batches(records)
+        upserts = [r for r in records if r.action == upsert_member.NAME]
+        others = [r for r in records if r.action != upsert_member.NAME]
+        await asyncio.gather(self._upserts(upserts), *(self._after_member(r) for r in others))
+
+    async def _after_member(self, record: Record) -> None:
+        ready = self._ready.get(record.fields["email"])
+        if ready is not None:
+            await asyncio.shield(ready)
+        self._outcomes.append(await self.delivery.send(record))
+
+    def _member_done(self, record: Record) -> None:
+        email = record.fields["email"]
+        ready = self._ready.get(email)
+        if ready is not None and not ready.done():
+            ready.set_result(None)
+            del self._ready[email]
+
+    async def _upserts(self, records: Sequence[Record]) -> None:
+        try:
+            first: dict[str, Record] = {}
+            repeats: list[Record] = []
+            for record in records:
+                if record.fields["email"] in first:
+                    repeats.append(record)
+                else:
+                    first[record.fields["email"]] = record
+            unique = list(first.values())
+            if len(unique) >= self.settings.batch.batch_subscribe_min:
+                await self._batch_subscribe(unique)
+            else:
+                await self._each(unique, self._put)
+            for record in repeats:  # in order, after the first upsert of that member
+                await self._put(record)
+        finally:
+            for record in records:
+                self._member_done(record)
+
+    async def _each(
+        self, records: Sequence[Record], send: Callable[[Record], Awaitable[None]]
+    ) -> None:
+        await asyncio.gather(*(send(record) for record in records))
+
+    async def _put(self, record: Record) -> None:
+        try:
+            outcome = await self.delivery.upsert(record)
+        finally:
+            self._member_done(record)
+        self._outcomes.append(outcome)
+
+    async def _batch_subscribe(self, records: Sequence[Record]) -> None:
+        per_request = min(
+            self.settings.batch.members_per_request,
+            max(1, math.ceil(len(records) / self.settings.max_connections)),
+        )
+        chunks = [records[i : i + per_request] for i in range(0, len(records), per_request)]
+        await asyncio.gather(*(self._subscribe_chunk(chunk) for chunk in chunks))
+
+    async def _subscribe_chunk(self, records: Sequence[Record]) -> None:
+        s = self.settings
+        request = batch_subscribe.build_request(
+            s.list_id, [r.fields for r in records], s.status_if_new, s.skip_merge_validation
+        )
+        try:
+            response = await self.client.request(
+                request.method, request.path, json=request.json, params=request.params
+            )
+        except RejectedPayload:
+            await self._each(records, self._put)  # find which member Mailchimp refused
+            return
+        errors = batch_subscribe.parse_errors(response.json())
+        again: list[Record] = []
+        for record in records:
+            error = errors.get(record.fields["email"])
+            if error is None:
+                self._outcomes.append(acknowledged(record))
+                self._member_done(record)
+            elif error.code == batch_subscribe.CONTACT_EXISTS:
+                again.append(record)
+            else:
+                self._outcomes.append(rejected(record, error.error, error.field))
+                self._member_done(record)
+        await self._each(again, self._put)
+
+    async def _via_batches(self, records: Sequence[Record]) -> list[Record]:
+        """Send what can go through POST /batches; return the records left to send."""
+        runner = batch_operations.BatchRunner(self.settings, self.client)
+        outcomes, left = await runner.run(records)
+        self._outcomes.extend(outcomes)
+        return left
+
+
+def status_of(outcomes: Sequence[Outcome], key: str) -> OutcomeStatus | None:
+    """The status of `key` among outcomes (tests and tools)."""
+    return next((o.status for o in outcomes if o.key == key), None)

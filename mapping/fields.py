@@ -1,0 +1,181 @@
+"""Declared field mappings: source paths tried in order, then a fallback.
+
+A field is data a user can read and override in TOML::
+
+    first_name = { path = ["traits.first_name", "context.traits.first_name"], fallback = "there" }
+    email = "traits.email"            # shorthand for { path = "traits.email" }
+
+Blank means None, "" or only white space, an empty list or an empty object; 0 and
+false are values, not blanks.
+
+Transforms (`mapping.transforms`) apply to the value read from a path or `value`, never to
+the fallback (a fallback is written as it should be sent). A transform that fails makes
+the field invalid, with the reason, and the record a rejected row: it is not replaced
+by the fallback, because a wrong value is a data problem the user must see.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from mapping.paths import get_path
+from mapping.settings import StrictModel
+from mapping.transforms import TransformError, apply_transforms, compile_transform
+from mapping.types import RejectedRow
+
+
+def is_blank(value: Any) -> bool:
+    """True for None, blank strings and empty containers; 0 and False are not blank."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | dict | tuple):
+        return len(value) == 0
+    return False
+
+
+class FieldSpec(StrictModel):
+    """Where one ESP field comes from."""
+
+    path: list[str] = Field(default_factory=list, description="Source paths, first non-blank wins.")
+    value: Any = Field(default=None, description="A constant, used when no path is given.")
+    transform: list[str] = Field(default_factory=list, description="Transforms, applied in order.")
+    fallback: Any = Field(default=None, description="Used when every path is blank.")
+    required: bool = Field(
+        default=False, description="A blank value with no fallback rejects the record."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"path": [data]}
+        if isinstance(data, dict) and isinstance(data.get("path"), str):
+            return {**data, "path": [data["path"]]}
+        return data
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _one_transform(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("transform")
+    @classmethod
+    def _known_transforms(cls, value: list[str]) -> list[str]:
+        for name in value:
+            compile_transform(name)  # raises ValueError naming the bad transform
+        return value
+
+
+@dataclass(slots=True)
+class Resolved:
+    """Field values of one record, and which fields fell back or failed."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    fallbacks_used: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)
+    """Field name → why its value could not be used (a transform failed)."""
+
+    @property
+    def ok(self) -> bool:
+        """True when no required field is missing and no field is invalid."""
+        return not self.missing and not self.invalid
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, reason) for every missing or invalid field."""
+        found = [(name, "no value and no fallback") for name in self.missing]
+        return found + sorted(self.invalid.items())
+
+    def rejects(
+        self,
+        source_ref: str,
+        *,
+        stage: str = "mapping",
+        destination: str | None = None,
+        key: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        prefix: str = "",
+    ) -> list[RejectedRow]:
+        """One `RejectedRow` per missing or invalid field (empty when `ok`).
+
+        Args:
+            source_ref: The record (file:line, table:pk or messageId).
+            stage: Where it was rejected.
+            destination: The destination name, if any.
+            key: The record's idempotency key, if any.
+            payload: The record, for `espbridge retry`.
+            prefix: Prepended to field names, e.g. `track_event.`.
+        """
+        return [
+            RejectedRow(
+                source_ref=source_ref,
+                field=f"{prefix}{name}",
+                reason=reason,
+                stage=stage,
+                payload=dict(payload or {}),
+                destination=destination,
+                key=key,
+            )
+            for name, reason in self.problems()
+        ]
+
+
+class FallbackCounter(Counter[str]):
+    """How often each field fell back, for the run report; merge with `+=` or `update`."""
+
+    def add(self, resolved: Resolved, prefix: str = "") -> None:
+        """Count the fallbacks of one resolved record."""
+        for name in resolved.fallbacks_used:
+            self[f"{prefix}{name}"] += 1
+
+    def add_all(self, items: Iterable[Resolved], prefix: str = "") -> None:
+        """Count the fallbacks of many records."""
+        for item in items:
+            self.add(item, prefix)
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain, sorted dict (JSON for the run record)."""
+        return dict(sorted(self.items()))
+
+
+def resolve_field(spec: FieldSpec, data: Mapping[str, Any]) -> tuple[Any, bool]:
+    """The value of one field and whether its fallback was used."""
+    for path in spec.path:
+        value = get_path(data, path)
+        if not is_blank(value):
+            return value, False
+    if not spec.path and not is_blank(spec.value):
+        return spec.value, False
+    if not is_blank(spec.fallback):
+        return spec.fallback, True
+    return None, False
+
+
+def resolve(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> Resolved:
+    """Resolve every declared field against one message (as a dict)."""
+    out = Resolved()
+    for name, spec in specs.items():
+        value, fell_back = resolve_field(spec, data)
+        if spec.transform and not fell_back and not is_blank(value):
+            try:
+                value = apply_transforms(value, spec.transform)
+            except TransformError as exc:
+                out.invalid[name] = str(exc)
+                continue
+            if is_blank(value) and not is_blank(spec.fallback):
+                value, fell_back = spec.fallback, True
+        if fell_back:
+            out.fallbacks_used.append(name)
+        if is_blank(value):
+            if spec.required:
+                out.missing.append(name)
+            continue
+        out.values[name] = value
+    return out

@@ -1,0 +1,327 @@
+"""The identity graph: identifiers merged into customers with union-find, under limits.
+
+Pure and in memory: `sync.identity` loads the part of the persisted graph a batch
+touches, feeds the batch's messages (sorted by event time, then messageId), and writes
+back the components that changed.
+
+Rules:
+- The identifiers of one message are edges between each other.
+- Before two components merge, the merged component must stay within every limit
+  (`[identity.limits]`, e.g. one user_id); otherwise the merge is refused and a
+  `Conflict` records both sides. A new identifier that would break a limit becomes a
+  customer of its own.
+- A message's identifiers are merged in priority order (user_id first), so the
+  message belongs to the component of its most telling identifier.
+- The customer id is derived from the component's first identifier in priority order,
+  then by value: the same identifiers give the same id, whatever the order or split.
+- Traits keep, per key, the value of the latest event (ties by messageId).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mapping.fields import is_blank
+from mapping.identity.identifiers import Identifier
+from mapping.identity.settings import IdentitySettings
+
+Stamp = tuple[str, str]
+"""(ISO event time, messageId): orders trait updates deterministically."""
+
+
+@dataclass(slots=True)
+class Seen:
+    """First and last event time an identifier was seen."""
+
+    first: datetime
+    last: datetime
+
+    def widen(self, first: datetime, last: datetime) -> None:
+        """Extend to cover [first, last]."""
+        if first < self.first:
+            self.first = first
+        if last > self.last:
+            self.last = last
+
+
+@dataclass(slots=True)
+class Component:
+    """One customer while a batch is resolved."""
+
+    identifiers: dict[Identifier, Seen] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    trait_stamps: dict[str, Stamp] = field(default_factory=dict)
+    stored_ids: set[str] = field(default_factory=set)
+    """Customer ids this component had in the store (more than one after a merge)."""
+    changed: bool = False
+
+    def count(self, kind: str) -> int:
+        """How many identifiers of a kind it has."""
+        return sum(1 for k, _ in self.identifiers if k == kind)
+
+    def by_kind(self) -> dict[str, list[str]]:
+        """Identifiers per kind, most recently seen first (then by value)."""
+        items = sorted(self.identifiers.items(), key=lambda kv: (-kv[1].last.timestamp(), kv[0]))
+        out: dict[str, list[str]] = {}
+        for (kind, value), _ in items:
+            out.setdefault(kind, []).append(value)
+        return out
+
+    def set_traits(self, traits: Mapping[str, Any], stamp: Stamp) -> None:
+        """Keep each trait whose stamp is newer than the one held."""
+        for key, value in traits.items():
+            if is_blank(value):
+                continue
+            held = self.trait_stamps.get(key)
+            if held is None or stamp > held:
+                if self.traits.get(key) != value or held != stamp:
+                    self.changed = True
+                self.traits[key] = value
+                self.trait_stamps[key] = stamp
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A merge a limit refused: the linking identifier, the limit, and both sides.
+
+    Attributes:
+        kind: Kind of the identifier that would have linked the two sides.
+        value: Its value.
+        limit_kind: The kind whose limit the merge would break.
+        limit: That limit.
+        customer_id: The side the message belongs to.
+        other_customer_id: The side the identifier stays with.
+        customer: Identifiers of the message's side.
+        other: Identifiers of the other side.
+        message_id: The message (or `learned:…`) that asked for the merge.
+        at: Its event time.
+    """
+
+    kind: str
+    value: str
+    limit_kind: str
+    limit: int
+    customer_id: str
+    other_customer_id: str | None
+    customer: Mapping[str, Sequence[str]]
+    other: Mapping[str, Sequence[str]]
+    message_id: str
+    at: datetime
+
+    @property
+    def reason(self) -> str:
+        """Human-readable reason, for the run report."""
+        return (
+            f"{self.kind}={self.value!r} links customers {self.customer_id} and "
+            f"{self.other_customer_id}; merged they would have more than {self.limit} "
+            f"{self.limit_kind} identifier(s)"
+        )
+
+
+def stamp_time(at: datetime) -> str:
+    """Fixed-width UTC text, so stamps compare as times."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def customer_id_for(identifiers: Iterable[Identifier], ranking: Mapping[str, int]) -> str:
+    """The deterministic customer id of a set of identifiers."""
+    kind, value = min(identifiers, key=lambda i: (ranking.get(i[0], len(ranking)), i[1]))
+    digest = hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=10).hexdigest()
+    return f"cus_{digest}"
+
+
+class IdentityGraph:
+    """Union-find over customers, with per-kind limits."""
+
+    def __init__(self, settings: IdentitySettings) -> None:
+        self.settings = settings
+        self.ranking = settings.ranking()
+        self.limits = dict(settings.limits)
+        self._parent: dict[int, int] = {}
+        self._components: dict[int, Component] = {}
+        self._owner: dict[Identifier, int] = {}
+        self._next = 0
+        self.conflicts: list[Conflict] = []
+
+    # building ----------------------------------------------------------------------
+
+    def _new(self, component: Component) -> int:
+        key = self._next
+        self._next += 1
+        self._parent[key] = key
+        self._components[key] = component
+        for ident in component.identifiers:
+            self._owner[ident] = key
+        return key
+
+    def load(
+        self,
+        customer_id: str,
+        identifiers: Mapping[Identifier, Seen],
+        traits: Mapping[str, Any] | None = None,
+        trait_stamps: Mapping[str, Stamp] | None = None,
+    ) -> None:
+        """Add a stored customer (unchanged until a message touches it)."""
+        self._new(
+            Component(
+                identifiers=dict(identifiers),
+                traits=dict(traits or {}),
+                trait_stamps=dict(trait_stamps or {}),
+                stored_ids={customer_id},
+            )
+        )
+
+    def find(self, key: int) -> int:
+        """The root of a component (with path halving)."""
+        parent = self._parent
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    def component_of(self, ident: Identifier) -> Component | None:
+        """The component holding an identifier, if any."""
+        key = self._owner.get(ident)
+        return None if key is None else self._components[self.find(key)]
+
+    # merging -----------------------------------------------------------------------
+
+    def _fits(self, a: Component, b: Component) -> tuple[str, int] | None:
+        """The (kind, limit) a merge of a and b would break, or None when it fits."""
+        kinds = {k for k, _ in b.identifiers}
+        for kind in sorted(kinds, key=lambda k: self.ranking.get(k, len(self.ranking))):
+            limit = self.limits.get(kind)
+            if limit is None:
+                continue
+            union = {v for k, v in a.identifiers if k == kind} | {
+                v for k, v in b.identifiers if k == kind
+            }
+            if len(union) > limit:
+                return kind, limit
+        return None
+
+    def _union(self, into: int, other: int) -> None:
+        a, b = self._components[into], self._components.pop(other)
+        self._parent[other] = into
+        for ident, seen in b.identifiers.items():
+            held = a.identifiers.get(ident)
+            if held is None:
+                a.identifiers[ident] = seen
+            else:
+                held.widen(seen.first, seen.last)
+        for key, value in b.traits.items():
+            stamp = b.trait_stamps[key]
+            held_stamp = a.trait_stamps.get(key)
+            if held_stamp is None or stamp > held_stamp:
+                a.traits[key] = value
+                a.trait_stamps[key] = stamp
+        a.stored_ids |= b.stored_ids
+        a.changed = True
+
+    def _touch(self, key: int, ident: Identifier, at: datetime) -> None:
+        comp = self._components[key]
+        seen = comp.identifiers.get(ident)
+        if seen is None:
+            comp.identifiers[ident] = Seen(at, at)
+            self._owner[ident] = key
+            comp.changed = True
+        elif at < seen.first or at > seen.last:
+            seen.widen(at, at)
+            comp.changed = True
+
+    def observe(
+        self,
+        identifiers: Sequence[Identifier],
+        at: datetime,
+        message_id: str,
+        traits: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Merge one message's identifiers; return the key of its component.
+
+        Returns None when the message has no usable identifier (all junk).
+        """
+        ordered = sorted(
+            set(identifiers), key=lambda i: (self.ranking.get(i[0], len(self.ranking)), i[1])
+        )
+        anchor: int | None = None
+        for ident in ordered:
+            owner = self._owner.get(ident)
+            current = None if owner is None else self.find(owner)
+            if anchor is None:
+                anchor = current if current is not None else self._new(Component(changed=True))
+                self._touch(anchor, ident, at)
+                continue
+            if current == anchor:
+                self._touch(anchor, ident, at)
+                continue
+            self._merge(anchor, ident, current, at, message_id)
+            anchor = self.find(anchor)
+        if anchor is not None and traits and self.settings.track_traits:
+            self._components[anchor].set_traits(traits, (stamp_time(at), message_id))
+        return anchor
+
+    def _merge(
+        self, anchor: int, ident: Identifier, current: int | None, at: datetime, message_id: str
+    ) -> None:
+        base = self._components[anchor]
+        other = (
+            self._components[current]
+            if current is not None
+            else Component(identifiers={ident: Seen(at, at)})
+        )
+        broken = self._fits(base, other)
+        if broken is None:
+            if current is None:
+                self._touch(anchor, ident, at)
+            else:
+                self._union(anchor, current)
+                self._touch(anchor, ident, at)
+            return
+        kind, limit = broken
+        if current is None:
+            current = self._new(Component(changed=True))
+            self._touch(current, ident, at)
+        else:
+            self._touch(current, ident, at)
+        other = self._components[current]
+        self.conflicts.append(
+            Conflict(
+                kind=ident[0],
+                value=ident[1],
+                limit_kind=kind,
+                limit=limit,
+                customer_id=self.customer_id(base),
+                other_customer_id=self.customer_id(other),
+                customer=base.by_kind(),
+                other=other.by_kind(),
+                message_id=message_id,
+                at=at,
+            )
+        )
+
+    def learn(self, anchor: Identifier, identifiers: Mapping[str, str], at: datetime) -> int | None:
+        """Add identifiers an ESP told us (e.g. a Klaviyo profile id) to anchor's customer."""
+        found = [(k, v) for k, v in identifiers.items() if v]
+        return self.observe([anchor, *found], at, f"learned:{anchor[0]}:{anchor[1]}")
+
+    # reading -----------------------------------------------------------------------
+
+    def customer_id(self, comp: Component) -> str:
+        """The component's deterministic customer id."""
+        return customer_id_for(comp.identifiers, self.ranking)
+
+    def component(self, key: int) -> Component:
+        """The component (root) of a key."""
+        return self._components[self.find(key)]
+
+    def components(self) -> Iterable[Component]:
+        """Every live component."""
+        return self._components.values()
+
+    def changed(self) -> list[Component]:
+        """Components a message changed since they were loaded."""
+        return [c for c in self._components.values() if c.changed]

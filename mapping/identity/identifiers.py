@@ -1,0 +1,109 @@
+"""Typed identifiers and how they are read from a message.
+
+An identifier is `(kind, value)`: `("email", "ann@example.com")`. Values are
+normalized (emails trimmed and lower-cased, phones in E.164) and junk values
+(`null`, `undefined`, `test@test.com`, …) are never identifiers, so they can never
+merge two people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mapping.identity.settings import IdentitySettings
+from mapping.paths import get_path
+from mapping.transforms import TransformError, e164
+from mapping.types import Message
+from mapping.validate import is_email
+
+Identifier = tuple[str, str]
+"""(kind, normalized value)."""
+
+MAX_VALUE_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Normalizer:
+    """Normalizes identifier values under one `IdentitySettings`."""
+
+    settings: IdentitySettings
+    junk: frozenset[str]
+
+    @classmethod
+    def of(cls, settings: IdentitySettings) -> Normalizer:
+        """A normalizer for these settings."""
+        return cls(settings, settings.junk())
+
+    def normalize(self, kind: str, raw: Any) -> str | None:
+        """The normalized value, or None when it is junk or not a valid identifier."""
+        if isinstance(raw, bool) or raw is None:
+            return None
+        if isinstance(raw, int | float):
+            raw = str(int(raw)) if float(raw).is_integer() else str(raw)
+        if not isinstance(raw, str):
+            return None
+        value = raw.strip()
+        if value.lower() in self.junk or len(value) > MAX_VALUE_LENGTH:
+            return None
+        if kind == "email":
+            value = value.lower()
+            return value if is_email(value) else None
+        if kind == "phone":
+            try:
+                value = e164(value, self.settings.phone_default_region)
+            except TransformError:
+                return None
+            return None if value in self.junk else value
+        if kind == "mailchimp_subscriber_hash":
+            return value.lower()
+        return value
+
+
+def _lookup(message: Message, path: str) -> Any:
+    if path.startswith("traits."):
+        return get_path(message.traits, path[7:])
+    if path.startswith("properties."):
+        return get_path(message.properties, path[11:])
+    return get_path(message.raw, path)
+
+
+def _values(found: Any) -> Iterable[Any]:
+    if isinstance(found, list | tuple):
+        return found
+    return (found,)
+
+
+def extract(message: Message, norm: Normalizer) -> list[Identifier]:
+    """Every identifier a message carries, normalized and de-duplicated.
+
+    userId and anonymousId of the same message, an alias call's previousId, and the
+    configured email, phone and extra-key paths are all edges between each other.
+    """
+    found: dict[Identifier, None] = {}
+
+    def add(kind: str, raw: Any) -> None:
+        value = norm.normalize(kind, raw)
+        if value is not None:
+            found[(kind, value)] = None
+
+    settings = norm.settings
+    add("user_id", message.user_id)
+    add("anonymous_id", message.anonymous_id)
+    if message.type == "alias":
+        add(settings.alias_previous_id, message.raw.get("previousId"))
+    for kind, paths in (("email", settings.email_paths), ("phone", settings.phone_paths)):
+        for path in paths:
+            for raw in _values(_lookup(message, path)):
+                add(kind, raw)
+    for kind, paths in settings.keys.items():
+        for path in paths:
+            for raw in _values(_lookup(message, path)):
+                add(kind, raw)
+    return list(found)
+
+
+def traits_of(message: Message) -> Mapping[str, Any]:
+    """The traits a message tells about its customer (identify traits or context.traits)."""
+    return message.traits

@@ -1,0 +1,1 @@
+"""Runs, state, triggers and the CLI: moves, times and records."""

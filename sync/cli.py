@@ -1,0 +1,345 @@
+"""The `espbridge` command line.
+
+Exit codes: 0 completed (rejects are data, reported), 1 unexpected error, 2 config error,
+3 fatal connectivity or auth error, 4 rejects above the sync's `reject_threshold`,
+5 the sync is already running elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+
+from sync.config import Config, ConfigError, load_config
+from sync.engine import FatalRunError, SyncBusy, SyncEngine
+from sync.report import RunReport
+from sync.store.state import StateStore
+from sync.views import print_report_details, report_table, rows_table
+
+EXIT_CONFIG, EXIT_FATAL, EXIT_REJECTS, EXIT_BUSY = 2, 3, 4, 5
+
+app = typer.Typer(
+    name="espbridge",
+    help="Move Segment and warehouse events into Klaviyo and Mailchimp, exactly once.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="ESPBRIDGE_CONFIG", help="The TOML config file."),
+]
+OutputOption = Annotated[str, typer.Option("--output", "-o", help="text or json")]
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        console.print(f"[red]config error[/]: {exc}")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _store(config: Config) -> StateStore:
+    try:
+        return StateStore.open(config.state.url)
+    except Exception as exc:  # the state store is unreachable: fatal
+        console.print(f"[red]state store unreachable[/] ({config.state.url.split('@')[-1]}): {exc}")
+        raise typer.Exit(EXIT_FATAL) from None
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+@app.command()
+def run(
+    config: ConfigOption = Path("espbridge.toml"),
+    sync: Annotated[
+        list[str] | None, typer.Option("--sync", "-s", help="Sync(s) to run; default all.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write the requests, send nothing.")
+    ] = False,
+    dry_run_file: Annotated[
+        Path | None, typer.Option(help="Where --dry-run writes requests (default stdout).")
+    ] = None,
+    output: OutputOption = "text",
+) -> None:
+    """Run syncs once, to the end of their sources."""
+    cfg = _load(config)
+    names = sync or list(cfg.syncs)
+    unknown = [n for n in names if n not in cfg.syncs]
+    if unknown or not names:
+        console.print(
+            f"[red]config error[/]: no sync named {', '.join(unknown) or '(none configured)'}"
+        )
+        raise typer.Exit(EXIT_CONFIG)
+    store = _store(cfg)
+    sink = dry_run_file.open("w", encoding="utf-8") if dry_run_file else sys.stdout
+    engine = SyncEngine(cfg, store, dry_run_out=sink)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    reports: list[RunReport] = []
+    code = 0
+    try:
+        for name in names:
+            report = _run_one(engine, name, dry_run, stop, show_progress=output == "text")
+            reports.append(report)
+            threshold = cfg.syncs[name].reject_threshold
+            read = max(report.counts.get("read", 0), 1)
+            if threshold < 1.0 and report.rejected / read > threshold:
+                console.print(
+                    f"[red]{name}[/]: rejects {report.rejected}/{read} "
+                    f"above the threshold {threshold}"
+                )
+                code = EXIT_REJECTS
+    finally:
+        if dry_run_file:
+            sink.close()
+        store.close()
+    if output == "json":
+        _emit_json([r.as_dict() for r in reports])
+    else:
+        out.print(report_table(reports))
+        for report in reports:
+            print_report_details(console, report)
+    raise typer.Exit(code)
+
+
+def _run_one(
+    engine: SyncEngine, name: str, dry_run: bool, stop: threading.Event, *, show_progress: bool
+) -> RunReport:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not show_progress or not console.is_terminal,
+        ) as progress:
+            task = progress.add_task(f"{name}: starting", total=None)
+
+            def on_batch(report: RunReport) -> None:
+                c = report.counts
+                progress.update(
+                    task,
+                    description=f"{name}: read {c.get('read', 0):,}, rejected {report.rejected:,}",
+                )
+
+            return asyncio.run(engine.run_sync(name, dry_run=dry_run, stop=stop, on_batch=on_batch))
+    except SyncBusy as exc:
+        console.print(f"[yellow]busy[/]: {exc}")
+        raise typer.Exit(EXIT_BUSY) from None
+    except FatalRunError as exc:
+        console.print(f"[red]fatal[/]: {exc}")
+        raise typer.Exit(EXIT_FATAL) from None
+    except ConfigError as exc:
+        console.print(f"[red]config error[/]: {exc}")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+@app.command()
+def check(
+    config: ConfigOption = Path("espbridge.toml"),
+    templates: Annotated[
+        bool, typer.Option("--templates", help="Also check ESP templates' variables.")
+    ] = False,
+) -> None:
+    """Validate the config and reach every source and destination it names."""
+    from sync.checks import run_checks
+
+    cfg = _load(config)
+    results = asyncio.run(run_checks(cfg, templates=templates))
+    failed = False
+    for item, ok, detail in results:
+        failed |= not ok
+        mark = "[green]ok[/]" if ok else "[red]FAIL[/]"
+        out.print(f"{mark}  {item}: {detail}")
+    raise typer.Exit(EXIT_FATAL if failed else 0)
+
+
+@app.command()
+def runs(
+    config: ConfigOption = Path("espbridge.toml"),
+    sync: Annotated[str | None, typer.Option("--sync", "-s")] = None,
+    limit: int = 20,
+    output: OutputOption = "text",
+) -> None:
+    """List the latest run records."""
+    store = _store(_load(config))
+    rows = store.runs(sync=sync, limit=limit)
+    if output == "json":
+        _emit_json(rows)
+        return
+    out.print(
+        rows_table(
+            "runs", rows, ["id", "sync", "status", "started_at", "ended_at", "dry_run", "counts"]
+        )
+    )
+
+
+@app.command()
+def rejects(
+    config: ConfigOption = Path("espbridge.toml"),
+    sync: Annotated[str | None, typer.Option("--sync", "-s")] = None,
+    run_id: Annotated[int | None, typer.Option("--run")] = None,
+    limit: int = 50,
+    output: OutputOption = "text",
+) -> None:
+    """List rejected rows with the record, field and reason."""
+    store = _store(_load(config))
+    rows = store.rejects(sync=sync, run_id=run_id, limit=limit)
+    if output == "json":
+        _emit_json(rows)
+        return
+    out.print(
+        rows_table(
+            "rejected rows",
+            rows,
+            ["id", "run_id", "stage", "destination", "source_ref", "field", "reason"],
+        )
+    )
+
+
+@app.command()
+def retry(
+    config: ConfigOption = Path("espbridge.toml"),
+    sync: Annotated[
+        str, typer.Option("--sync", "-s", help="The sync whose rejects to send again.")
+    ] = "",
+    run_id: Annotated[int | None, typer.Option("--run")] = None,
+    output: OutputOption = "text",
+) -> None:
+    """Send again the destination rejects of a sync (after fixing config or data)."""
+    cfg = _load(config)
+    if sync not in cfg.syncs:
+        console.print(f"[red]config error[/]: --sync must name a configured sync, got {sync!r}")
+        raise typer.Exit(EXIT_CONFIG)
+    store = _store(cfg)
+    rows = [
+        r for r in store.rejects(sync=sync, run_id=run_id, limit=None) if r["stage"] != "source"
+    ]
+    report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
+    store.mark_retried(r["id"] for r in rows)
+    if output == "json":
+        _emit_json(report.as_dict())
+    else:
+        out.print(f"retried {len(rows)} rejected rows")
+        out.print(report_table([report]))
+
+
+@app.command()
+def schedule(config: ConfigOption = Path("espbridge.toml")) -> None:
+    """Run each sync on its cron schedule until SIGTERM (the current batch finishes)."""
+    from sync.scheduler import run_schedule, validate_schedules
+
+    cfg = _load(config)
+    problems = validate_schedules(cfg)
+    if problems:
+        console.print("[red]config error[/]: " + "; ".join(problems))
+        raise typer.Exit(EXIT_CONFIG)
+    store = _store(cfg)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    console.print(f"scheduling {', '.join(n for n, s in cfg.syncs.items() if s.schedule)}")
+    asyncio.run(
+        run_schedule(SyncEngine(cfg, store), stop, on_report=lambda r: out.print(report_table([r])))
+    )
+    store.close()
+
+
+@app.command()
+def sample(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the dataset.")] = Path(
+        ".espbridge/sample"
+    ),
+    events: Annotated[int, typer.Option(help="How many events (1k to 10M).")] = 5000,
+    seed: int = 42,
+    warehouse: Annotated[
+        str | None, typer.Option(help="Also load a DuckDB warehouse at this path.")
+    ] = None,
+) -> None:
+    """Write a deterministic e-commerce dataset in Segment spec (S3 layout and DuckDB)."""
+    from connectors.sample import generate
+
+    result = generate(
+        out_dir,
+        events=events,
+        seed=seed,
+        warehouse_url=f"duckdb:///{warehouse}" if warehouse else None,
+    )
+    out.print(
+        f"wrote {events:,} events under {out_dir}" + (f" and {warehouse}" if warehouse else "")
+    )
+    if result is not None:
+        out.print(str(result))
+
+
+@app.command()
+def sandbox(
+    port: int = 8787,
+    faults: Annotated[
+        str | None, typer.Option(help="Fault spec, e.g. 429=0.05,reset_after=0.02")
+    ] = None,
+    time_scale: Annotated[float, typer.Option(help="Multiply every rate limit.")] = 1.0,
+    seed: int = 0,
+) -> None:
+    """Run the local ESP sandbox (Klaviyo at /api, Mailchimp at /3.0) on 127.0.0.1."""
+    # The sandbox is an independent implementation: run it as its own program.
+    args = [
+        sys.executable,
+        "-m",
+        "esp_sandbox",
+        "--port",
+        str(port),
+        "--time-scale",
+        str(time_scale),
+        "--seed",
+        str(seed),
+    ]
+    if faults:
+        args += ["--faults", faults]
+    raise typer.Exit(subprocess.call(args, env=os.environ.copy()))
+
+
+@app.command()
+def serve(
+    config: ConfigOption = Path("espbridge.toml"),
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> None:
+    """Accept Segment's HTTP API and webhooks, and send in real time."""
+    from sync.ingest.serve import serve as serve_ingest
+
+    cfg = _load(config)
+    serve_ingest(cfg, host=host, port=port)
+
+
+def _mount_triggers() -> None:
+    try:
+        from sync.triggers.cli import app as triggers_app
+    except ImportError:
+        return
+    app.add_typer(triggers_app, name="triggers", help="List and explain trigger decisions.")
+
+
+_mount_triggers()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,394 @@
+"""One sync run: read a batch, resolve identity, decide triggers, send, commit; repeat.
+
+Per batch, and only after every destination answered for it, one transaction records
+the acknowledged keys, the rejected rows, the run counters and the new bookmark. A run
+killed anywhere resends nothing acknowledged (the ledger is checked before any API
+call) and skips nothing unacknowledged (the bookmark never runs ahead of the ledger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+import httpx
+
+from connectors.base import (
+    Customer,
+    Destination,
+    Outcome,
+    OutcomeStatus,
+    Record,
+    SourceBatch,
+)
+from connectors.errors import AuthFailed
+from mapping.message import MessageError, parse_message
+from mapping.types import Message, RejectedRow
+from sync.config import Config, ConfigError
+from sync.metrics import CountingTransport, DryRunTransport
+from sync.registry import build_destination, build_source, identity_resolver, trigger_engine
+from sync.report import RunReport
+from sync.store.state import BatchCommit, StateStore
+
+LOCK_TTL = timedelta(minutes=10)
+
+
+class SyncBusy(Exception):
+    """Another run of the same sync holds its lock."""
+
+
+class FatalRunError(Exception):
+    """The run cannot go on: credentials refused or a service unreachable."""
+
+
+@dataclass(slots=True)
+class _Delivery:
+    outcomes: list[tuple[str, Outcome]]
+    rejects: list[RejectedRow]
+    counts: Counter[str]
+    learned: list[tuple[str, dict[str, str]]]
+
+
+class SyncEngine:
+    """Runs syncs from a config against a state store.
+
+    Args:
+        config: The validated config.
+        store: The state store (the only writer of state).
+        transports: Per-destination httpx transports (tests, sandbox); default: network.
+        dry_run_out: Where `--dry-run` writes the requests it would send.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore,
+        *,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        dry_run_out: IO[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.transports = dict(transports or {})
+        self.dry_run_out = dry_run_out
+        self._identity = identity_resolver(config, store)
+        self._triggers = trigger_engine(config, store)
+
+    async def run_sync(
+        self,
+        name: str,
+        *,
+        dry_run: bool = False,
+        max_batches: int | None = None,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[RunReport], None] | None = None,
+    ) -> RunReport:
+        """Run one sync to the end of its source (or `max_batches`, or `stop`).
+
+        Raises:
+            ConfigError: the sync is not configured.
+            SyncBusy: another run of it is in progress.
+            FatalRunError: credentials refused or a destination unreachable.
+        """
+        if name not in self.config.syncs:
+            raise ConfigError(f"no sync named {name!r} (known: {', '.join(self.config.syncs)})")
+        lock, holder = (
+            f"sync:{name}",
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        )
+        if not self.store.acquire_lock(lock, holder, LOCK_TTL):
+            raise SyncBusy(f"sync {name!r} is already running elsewhere")
+        report = RunReport(
+            sync=name, run_id=self.store.start_run(name, dry_run=dry_run), dry_run=dry_run
+        )
+        try:
+            await self._run(name, report, dry_run, max_batches, stop, on_batch, holder)
+            report.status = "completed"
+        except AuthFailed as exc:
+            report.status = "failed"
+            report.errors.append(str(exc))
+            raise FatalRunError(str(exc)) from exc
+        except Exception as exc:
+            report.status = "failed"
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            report.ended_at = datetime.now(UTC)
+            self.store.finish_run(
+                report.run_id,
+                report.status,
+                api_calls=report.api_calls,
+                errors=report.errors,
+                counts=_extra_counts(report),
+            )
+            self.store.release_lock(lock, holder)
+        return report
+
+    async def _run(
+        self,
+        name: str,
+        report: RunReport,
+        dry_run: bool,
+        max_batches: int | None,
+        stop: threading.Event | None,
+        on_batch: Callable[[RunReport], None] | None,
+        holder: str,
+    ) -> None:
+        sync = self.config.syncs[name]
+        source = build_source(sync.source, self.config.sources[sync.source], self.store)
+        destinations = self._destinations(sync.destinations, report, dry_run)
+        bookmark = self.store.get_bookmark(name, sync.source)
+        try:
+            batches = _threaded(source.read(bookmark, batch_size=sync.batch_size))
+            count = 0
+            async for batch in batches:
+                await self._process(name, sync.source, batch, destinations, report, dry_run)
+                count += 1
+                self.store.refresh_lock(f"sync:{name}", holder, LOCK_TTL)
+                if on_batch:
+                    on_batch(report)
+                if (max_batches and count >= max_batches) or (stop and stop.is_set()):
+                    break
+            else:
+                await self._process(
+                    name, sync.source, SourceBatch([], [], None), destinations, report, dry_run
+                )
+        finally:
+            for destination in destinations:
+                report.fallbacks.update(getattr(destination, "fallbacks", Counter()))
+                await destination.aclose()
+
+    def _destinations(
+        self, names: Sequence[str], report: RunReport, dry_run: bool
+    ) -> list[Destination]:
+        built = []
+        for dest in names:
+            inner: httpx.AsyncBaseTransport
+            if dry_run:
+                inner = DryRunTransport(self.dry_run_out or _NullIO())
+            else:
+                inner = self.transports.get(dest) or httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=50)
+                )
+            transport = CountingTransport(inner, report.api_calls)
+            built.append(build_destination(dest, self.config.destinations[dest], transport))
+        return built
+
+    async def _process(
+        self,
+        sync: str,
+        source: str,
+        batch: SourceBatch,
+        destinations: Sequence[Destination],
+        report: RunReport,
+        dry_run: bool,
+    ) -> None:
+        """Send one batch everywhere, then commit it (or, in a dry run, only count it)."""
+        counts: Counter[str] = Counter(
+            read=batch.read or len(batch.messages) + len(batch.rejects),
+            messages=len(batch.messages),
+        )
+        counts["rejected.source"] = len(batch.rejects)
+        customers = self._resolve(batch.messages, dry_run)
+        emissions = self._decide(batch.messages, customers, dry_run, report)
+        deliveries = await asyncio.gather(
+            *(
+                self._deliver(sync, report.run_id, d, batch.messages, emissions, customers, dry_run)
+                for d in destinations
+            )
+        )
+        outcomes = [o for d in deliveries for o in d.outcomes]
+        rejects = list(batch.rejects) + [r for d in deliveries for r in d.rejects]
+        for delivery in deliveries:
+            counts.update(delivery.counts)
+        report.counts.update(counts)
+        if dry_run:
+            report.dry_run_requests = sum(report.api_calls.values())
+            return
+        self.store.commit_batch(
+            BatchCommit(report.run_id, sync, source, batch.bookmark, outcomes, rejects, +counts)
+        )
+        if self._identity is not None:
+            for delivery in deliveries:
+                for customer_id, ids in delivery.learned:
+                    self._identity.learn(customer_id, ids)
+        self._mark_triggers(emissions, outcomes, report)
+
+    def _resolve(self, messages: Sequence[Message], dry_run: bool) -> dict[str, Customer]:
+        if self._identity is None or not messages:
+            return {}
+        return dict(self._identity.resolve_batch(list(messages)))
+
+    def _decide(
+        self,
+        messages: Sequence[Message],
+        customers: dict[str, Customer],
+        dry_run: bool,
+        report: RunReport,
+    ) -> list[Any]:
+        if self._triggers is None:
+            return []
+        if messages:
+            self._triggers.observe(list(messages), customers)
+        watermark = max((m.timestamp for m in messages), default=None)
+        emissions = list(self._triggers.due(watermark))
+        report.triggers["emitted"] += len(emissions)
+        return emissions
+
+    async def _deliver(
+        self,
+        sync: str,
+        run_id: int,
+        destination: Destination,
+        messages: Sequence[Message],
+        emissions: Sequence[Any],
+        customers: Mapping[str, Customer],
+        dry_run: bool,
+    ) -> _Delivery:
+        name = destination.name
+        counts: Counter[str] = Counter()
+        rejects: list[RejectedRow] = []
+        records: dict[str, tuple[Record, Message]] = {}
+        for message, customer in _inputs(name, messages, emissions, customers):
+            for item in destination.map(message, customer):
+                if isinstance(item, RejectedRow):
+                    rejects.append(
+                        replace(
+                            item,
+                            destination=name,
+                            stage=item.stage if item.stage != "source" else "mapping",
+                            payload=item.payload or {"message": dict(message.raw)},
+                        )
+                    )
+                    counts[f"{name}.rejected.mapping"] += 1
+                    continue
+                counts[f"{name}.records"] += 1
+                if item.key in records:
+                    counts[f"{name}.duplicate_in_batch"] += 1
+                    continue
+                records[item.key] = (item, message)
+        status = self.store.ledger_status(name, records)
+        to_send: list[Record] = []
+        for key, (record, _message) in records.items():
+            state = status.get(key)
+            if state == "acknowledged":
+                counts[f"{name}.already_sent"] += 1
+            else:
+                to_send.append(replace(record, uncertain=True) if state == "pending" else record)
+        if destination.intent_log and to_send and not dry_run:
+            self.store.mark_pending(run_id, sync, name, to_send)
+        for record in to_send:
+            await destination.process_record(record)
+        outcomes = await destination.drain()
+        learned: list[tuple[str, dict[str, str]]] = []
+        for outcome in outcomes:
+            counts[f"{name}.{outcome.status.value}"] += 1
+            found = records.get(outcome.key)
+            if outcome.status is OutcomeStatus.REJECTED:
+                rejects.append(_reject(name, outcome, found))
+            customer = customers.get(found[1].message_id) if found else None
+            if outcome.learned_ids and customer:
+                learned.append((customer.customer_id, dict(outcome.learned_ids)))
+        return _Delivery([(name, o) for o in outcomes], rejects, counts, learned)
+
+    def _mark_triggers(
+        self, emissions: Sequence[Any], outcomes: Sequence[tuple[str, Outcome]], report: RunReport
+    ) -> None:
+        if self._triggers is None or not emissions:
+            return
+        rejected = {o.key for _d, o in outcomes if o.status is OutcomeStatus.REJECTED}
+        fired = [e.instance_id for e in emissions if e.instance_id not in rejected]
+        self._triggers.mark(fired, "fired")
+        report.triggers["fired"] += len(fired)
+
+    async def retry(self, name: str, rejects: Sequence[Mapping[str, Any]]) -> RunReport:
+        """Send again the rejected rows that carry their message (after a fix)."""
+        messages: list[Message] = []
+        for row in rejects:
+            raw = (row.get("payload") or {}).get("message")
+            if isinstance(raw, dict):
+                try:
+                    messages.append(parse_message(raw, str(row["source_ref"])))
+                except MessageError:
+                    continue
+        sync = self.config.syncs[name]
+        report = RunReport(sync=name, run_id=self.store.start_run(name))
+        destinations = self._destinations(sync.destinations, report, dry_run=False)
+        try:
+            await self._process(
+                name, sync.source, SourceBatch(messages, [], None), destinations, report, False
+            )
+            report.status = "completed"
+        finally:
+            for destination in destinations:
+                await destination.aclose()
+            report.ended_at = datetime.now(UTC)
+            self.store.finish_run(report.run_id, report.status, api_calls=report.api_calls)
+        return report
+
+
+def _inputs(
+    destination: str,
+    messages: Sequence[Message],
+    emissions: Sequence[Any],
+    customers: Mapping[str, Customer],
+) -> Iterator[tuple[Message, Customer | None]]:
+    for message in messages:
+        yield message, customers.get(message.message_id)
+    for emission in emissions:
+        targets = getattr(emission, "destinations", None)
+        if not targets or destination in targets:
+            yield emission.message, getattr(emission, "customer", None)
+
+
+def _reject(
+    destination: str, outcome: Outcome, found: tuple[Record, Message] | None
+) -> RejectedRow:
+    payload: dict[str, Any] = {"fields": dict(outcome.record.fields)}
+    if found:
+        payload["message"] = dict(found[1].raw)
+    return RejectedRow(
+        source_ref=outcome.record.source_ref,
+        field=outcome.field,
+        reason=outcome.reason or "rejected by the destination",
+        stage="destination",
+        payload=payload,
+        destination=destination,
+        key=outcome.key,
+    )
+
+
+def _extra_counts(report: RunReport) -> dict[str, int]:
+    # Trigger and fallback counters are kept in the run record's counts too.
+    extra = {f"triggers.{k}": v for k, v in report.triggers.items()}
+    extra.update({f"fallbacks.{k}": v for k, v in report.fallbacks.items()})
+    return extra if not report.dry_run else {}
+
+
+async def _threaded(iterator: Iterator[SourceBatch]) -> Any:
+    """Iterate a blocking source on one worker thread, keeping the event loop free."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="source") as pool:
+        sentinel = object()
+        while True:
+            batch = await loop.run_in_executor(pool, next, iterator, sentinel)
+            if batch is sentinel:
+                return
+            yield batch
+
+
+class _NullIO:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None

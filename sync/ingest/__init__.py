@@ -1,0 +1,1 @@
+"""The real-time path: a Segment-compatible ingest endpoint, the inbox, and `serve`."""

@@ -1,0 +1,108 @@
+"""Writing accepted messages to the inbox, and refused ones to the rejects ledger.
+
+One transaction per request: when it commits, the request may be answered. A
+messageId already in the inbox is skipped (the first copy wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from sync.ingest.validate import InvalidMessage, ValidMessage
+from sync.store import schema
+from sync.store.inbox import inbox
+from sync.store.state import StateStore
+
+INGEST_SYNC = "ingest"
+"""The `sync` name of rows the ingest endpoint refuses (they belong to no sync yet)."""
+INGEST_RUN_ID = 0
+"""The `run_id` of those rows: they are refused before any run reads them."""
+_PG_INBOX_LOCK = 0x65737062  # "espb": serialises inbox writers so ids commit in order
+
+
+@dataclass(frozen=True, slots=True)
+class InboxCommit:
+    """What one request changed: messages stored, already present, and refused."""
+
+    stored: int
+    duplicates: int
+    rejected: int
+
+
+def reject_rows(
+    invalid: Sequence[InvalidMessage], channel: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Rows of the rejects ledger for refused messages."""
+    return [
+        {
+            "run_id": INGEST_RUN_ID,
+            "sync": INGEST_SYNC,
+            "stage": "source",
+            "destination": None,
+            "source_ref": f"{channel}:{m.message_id or f'batch[{m.index}]'}"[:1000],
+            "key": m.message_id,
+            "field": m.field,
+            "reason": m.reason,
+            "payload": m.payload,
+            "created_at": now,
+            "retried_at": None,
+        }
+        for m in invalid
+    ]
+
+
+class InboxWriter:
+    """Commits a request's messages to the state store's inbox."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self._postgres = store.engine.dialect.name == "postgresql"
+
+    def commit(
+        self,
+        valid: Sequence[ValidMessage],
+        invalid: Sequence[InvalidMessage],
+        *,
+        channel: str,
+        received_at: datetime,
+    ) -> InboxCommit:
+        """Store valid messages and record refused ones, in one transaction."""
+        rows: dict[str, dict[str, Any]] = {}
+        for m in valid:  # the first copy of a messageId in the batch wins
+            rows.setdefault(
+                m.message_id,
+                {
+                    "message_id": m.message_id,
+                    "received_at": received_at,
+                    "channel": channel,
+                    "raw": m.raw,
+                },
+            )
+        stored = 0
+        with self.store.engine.begin() as conn:
+            if self._postgres and rows:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_INBOX_LOCK)))
+            if rows:
+                stored = self._insert(conn, list(rows.values()))
+            if invalid:
+                conn.execute(
+                    sa.insert(schema.rejected_rows), reject_rows(invalid, channel, received_at)
+                )
+        return InboxCommit(stored=stored, duplicates=len(valid) - stored, rejected=len(invalid))
+
+    def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+        insert: Any = pg_insert if self._postgres else sqlite_insert
+        stmt = insert(inbox).on_conflict_do_nothing(index_elements=["message_id"])
+        return int(conn.execute(stmt, rows).rowcount)
+
+    def max_id(self) -> int:
+        """The newest inbox id (0 when empty)."""
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(inbox.c.id))).scalar() or 0)

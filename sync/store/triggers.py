@@ -1,0 +1,86 @@
+"""Tables of the trigger engine (`sync.triggers`).
+
+Pending instances live here, indexed by due time, so a restart loses none and a
+million open carts never sit in memory. Every other table is bounded: rows are
+pruned once the watermark has passed the time they could still matter.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from sync.store.schema import Timestamp, metadata
+
+Id = sa.String(64)
+Name = sa.String(100)
+Key = sa.String(400)
+
+trigger_instances = sa.Table(
+    "trigger_instances",
+    metadata,
+    sa.Column("instance_id", Id, primary_key=True),
+    sa.Column("trigger", Name, nullable=False),
+    sa.Column("customer_id", Key, nullable=False),
+    sa.Column("entity_key", Key, nullable=False),  # "" when matched by customer
+    sa.Column("start_message_id", Key, nullable=False),
+    sa.Column("start_time", Timestamp, nullable=False),
+    sa.Column("due_at", Timestamp, nullable=False),
+    sa.Column("planned_due", Timestamp, nullable=False),  # before quiet hours moved it
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("parent_id", Id, nullable=True),
+    sa.Column("start", sa.JSON, nullable=False),  # start message + customer snapshot
+    sa.Column("status", sa.String(20), nullable=False),  # pending | fired | cancelled | suppressed
+    sa.Column("reason", sa.String(40), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("emission", sa.JSON, nullable=True),
+    sa.Column("delivery", sa.String(20), nullable=True),  # pending | delivered | rejected
+    sa.Column("decided_at", Timestamp, nullable=True),
+    sa.Index("ix_trigger_instances_due", "status", "due_at"),
+    sa.Index("ix_trigger_instances_customer", "customer_id", "status", "due_at"),
+    sa.Index("ix_trigger_instances_delivery", "delivery"),
+)
+
+trigger_cancels = sa.Table(
+    "trigger_cancels",
+    metadata,
+    sa.Column("trigger", Name, primary_key=True),
+    sa.Column("customer_id", Key, primary_key=True),
+    sa.Column("entity_key", Key, primary_key=True),
+    sa.Column("message_id", Key, primary_key=True),
+    sa.Column("event_time", Timestamp, nullable=False),
+    sa.Column("event", sa.String(200), nullable=False),
+    sa.Column("also_start", sa.Boolean, nullable=False),  # the event also starts this trigger
+    sa.Index("ix_trigger_cancels_key", "trigger", "entity_key", "event_time"),
+    sa.Index("ix_trigger_cancels_time", "event_time"),
+)
+
+trigger_counts = sa.Table(
+    "trigger_counts",
+    metadata,
+    sa.Column("trigger", Name, primary_key=True),
+    sa.Column("customer_id", Key, primary_key=True),
+    sa.Column("group_key", Key, primary_key=True),
+    sa.Column("message_id", Key, primary_key=True),
+    sa.Column("event_time", Timestamp, nullable=False),
+    sa.Column("start", sa.JSON, nullable=False),  # the event, should it qualify later
+    sa.Index("ix_trigger_counts_time", "event_time"),
+)
+
+trigger_activity = sa.Table(
+    "trigger_activity",
+    metadata,
+    sa.Column("customer_id", Key, primary_key=True),
+    sa.Column("kind", sa.String(10), primary_key=True),  # viewed | bought
+    sa.Column("product_id", Key, primary_key=True),
+    sa.Column("message_id", Key, primary_key=True),
+    sa.Column("event_time", Timestamp, nullable=False),
+    sa.Column("product", sa.JSON, nullable=False),
+    sa.Index("ix_trigger_activity_time", "event_time"),
+)
+
+trigger_clock = sa.Table(
+    "trigger_clock",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", Timestamp, nullable=False),
+)

@@ -1,0 +1,310 @@
+"""The trigger engine: observe events, decide due instances, hand out emissions.
+
+Usage by `sync.engine`, per source batch::
+
+    triggers.observe(batch.messages, customers)   # own transaction, idempotent
+    for emission in triggers.due():               # decided in event time
+        ...send emission.message to emission.destinations...
+    triggers.mark(acknowledged_ids, "delivered")  # after the batch commit
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from connectors.base import Customer
+from mapping.types import Message
+from sync.store.state import StateStore
+from sync.store.triggers import trigger_activity, trigger_cancels, trigger_counts, trigger_instances
+from sync.triggers import store
+from sync.triggers.decide import Decider, Decision
+from sync.triggers.emit import Emission, emission_of
+from sync.triggers.observe import Observer, Rows, new_instance
+from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
+
+DELIVERED = frozenset({"delivered", "acknowledged", "fired", "sent"})
+_PRUNE_EVERY = timedelta(hours=1)
+_QUIET_MARGIN = timedelta(days=1)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TriggerEngine:
+    """Decides `[[triggers]]` in event time against the state store.
+
+    Args:
+        store: The state store; pending instances live in its tables.
+        triggers: The configured triggers.
+        settings: `[trigger_engine]` (clock, allowed lateness, global cap, priority hold).
+        clock: Wall clock (injected by tests); used for freshness and `clock = "wall"`.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        triggers: Sequence[TriggerSettings],
+        settings: TriggerEngineSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings or TriggerEngineSettings()
+        validate_triggers(list(triggers), self.settings)
+        self.store = store
+        self.triggers = {t.name: t for t in triggers}
+        self.clock = clock
+        wants_content = any(t.emit.recommendations for t in triggers)
+        self._observer = Observer(list(triggers), self.settings.activity, wants_content)
+        self._decider = Decider(self.triggers, self.settings, clock)
+        self._children = {name: [t for t in triggers if t.after == name] for name in self.triggers}
+        self._handed_out: set[str] = set()
+        self._pruned_at: datetime | None = None
+        self._counts: Counter[str] = Counter()
+
+    # observe ------------------------------------------------------------------------
+
+    def observe(self, messages: Sequence[Message], customers: Mapping[str, Customer]) -> None:
+        """Record starts, cancels, counts and product activity of a batch.
+
+        Written in one transaction with insert-or-ignore on deterministic keys, so a
+        crash between this and the batch commit (the batch is read again) neither
+        loses nor doubles an instance.
+        """
+        rows = self._observer.rows(messages, customers)
+        with self.store.engine.begin() as conn:
+            self._write(conn, rows)
+        self._counts["started"] += sum(1 for r in rows.instances if r["status"] == "pending")
+        self._counts["suppressed.no_key"] += sum(1 for r in rows.instances if r["reason"])
+
+    def _write(self, conn: sa.Connection, rows: Rows) -> None:
+        store.insert_ignore(conn, trigger_cancels, rows.cancels)
+        store.insert_ignore(conn, trigger_activity, rows.activity)
+        store.insert_ignore(conn, trigger_instances, rows.instances)
+        if rows.counts:
+            store.insert_ignore(conn, trigger_counts, rows.counts)
+            counted = self._qualified(conn, rows.counts)
+            store.insert_ignore(conn, trigger_instances, counted)
+            self._counts["started"] += len(counted)
+        if rows.latest is not None:
+            store.raise_max_event_time(conn, rows.latest)
+
+    def _qualified(
+        self, conn: sa.Connection, added: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Instances of count triggers: each counted event whose window holds enough.
+
+        A late event can make later stored events qualify, so every stored event within
+        one window of an added one is evaluated again (instance inserts are idempotent).
+        """
+        out: list[dict[str, Any]] = []
+        by_trigger: dict[str, list[dict[str, Any]]] = {}
+        for row in added:
+            by_trigger.setdefault(row["trigger"], []).append(row)
+        for name, new in by_trigger.items():
+            trigger = self.triggers[name]
+            rule = trigger.count
+            assert rule is not None
+            groups = {(r["customer_id"], r["group_key"]) for r in new}
+            lo = min(r["event_time"] for r in new) - rule.within
+            hi = max(r["event_time"] for r in new) + rule.within
+            found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for row in store.count_rows(conn, name, {c for c, _ in groups}, lo, hi):
+                if (row["customer_id"], row["group_key"]) in groups:
+                    found.setdefault((row["customer_id"], row["group_key"]), []).append(row)
+            for (customer_id, group), events in found.items():
+                events.sort(key=lambda r: (r["event_time"], r["message_id"]))
+                first = 0
+                for last, event in enumerate(events):
+                    while events[first]["event_time"] < event["event_time"] - rule.within:
+                        first += 1
+                    ahead = last + 1
+                    while (
+                        ahead < len(events) and events[ahead]["event_time"] == event["event_time"]
+                    ):
+                        ahead += 1
+                    if ahead - first >= rule.min:
+                        out.append(self._counted(trigger, customer_id, group, event))
+        return out
+
+    def _counted(
+        self, trigger: TriggerSettings, customer_id: str, group: str, event: dict[str, Any]
+    ) -> dict[str, Any]:
+        from sync.triggers.matching import key_values
+
+        message = event["start"].get("message") or {}
+        keys = [group] if group else key_values(message, trigger.key)
+        return new_instance(
+            trigger,
+            customer_id,
+            event["start"],
+            start_message_id=event["message_id"],
+            start_time=event["event_time"],
+            base_time=event["event_time"],
+            entity_key=keys[0] if keys else "",
+        )
+
+    # watermark ----------------------------------------------------------------------
+
+    def watermark(self) -> datetime | None:
+        """Max event time seen minus allowed lateness (wall: now minus it); None before any."""
+        if self.settings.clock == "wall":
+            return self.clock() - self.settings.allowed_lateness
+        with self.store.engine.connect() as conn:
+            latest = store.max_event_time(conn)
+        return None if latest is None else latest - self.settings.allowed_lateness
+
+    # decide -------------------------------------------------------------------------
+
+    def due(self, watermark: datetime | None = None) -> list[Emission]:
+        """Decide every instance the watermark has passed; return emissions to send.
+
+        Args:
+            watermark: An upper bound on the watermark (None: the engine's own,
+                `watermark()`). The engine never decides beyond its own watermark.
+
+        Returns:
+            Newly fired emissions, plus fired ones never acknowledged (after a restart).
+        """
+        limit = self.watermark()
+        if limit is not None and watermark is not None:
+            limit = min(limit, watermark)
+        if limit is not None:
+            self._decide_until(limit)
+            self._maybe_prune(limit)
+        with self.store.engine.connect() as conn:
+            rows = [r for r in store.undelivered(conn) if r["instance_id"] not in self._handed_out]
+        emissions = [emission_of(r) for r in rows]
+        self._handed_out.update(e.instance_id for e in emissions)
+        return emissions
+
+    def _decide_until(self, limit: datetime) -> None:
+        upto = limit - self.settings.priority_hold
+        while True:
+            with self.store.engine.begin() as conn:
+                chunk = store.pending_due(conn, upto)
+                if not chunk:
+                    return
+                self._decide_chunk(conn, chunk)
+
+    def _decide_chunk(self, conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
+        loaded = self._decider.load(conn, chunk)
+        decided: set[str] = set()
+        updates: list[dict[str, Any]] = []
+        children: list[dict[str, Any]] = []
+        now = self.clock()
+        for row in chunk:
+            decision = self._decider.decide(row, loaded, decided)
+            decided.add(row["instance_id"])
+            updates.append(self._update(row, decision, now))
+            self._count(decision)
+            if decision.status == "fired":
+                children.extend(self._follow_ups(row))
+        store.record_decisions(conn, updates)
+        store.insert_ignore(conn, trigger_instances, children)
+        self._counts["started"] += len(children)
+
+    @staticmethod
+    def _update(row: dict[str, Any], decision: Decision, now: datetime) -> dict[str, Any]:
+        return {
+            "id": row["instance_id"],
+            "status": decision.status,
+            "reason": decision.reason,
+            "detail": decision.detail[:2000] or None,
+            "emission": decision.emission,
+            "delivery": "pending" if decision.status == "fired" else None,
+            "decided_at": now,
+        }
+
+    def _count(self, decision: Decision) -> None:
+        if decision.status == "fired":
+            self._counts["fired"] += 1
+            for name in decision.fallbacks:
+                self._counts[f"fallback.{name}"] += 1
+        elif decision.status == "cancelled":
+            self._counts["cancelled"] += 1
+        else:
+            self._counts[f"suppressed.{decision.reason}"] += 1
+
+    def _follow_ups(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        from sync.triggers.matching import key_values
+
+        out = []
+        for child in self._children.get(row["trigger"], ()):
+            message = row["start"].get("message") or {}
+            keys = key_values(message, child.key) if child.key else [""]
+            out.append(
+                new_instance(
+                    child,
+                    row["customer_id"],
+                    row["start"],
+                    start_message_id=row["start_message_id"],
+                    start_time=row["start_time"],
+                    base_time=row["due_at"],
+                    entity_key=keys[0] if keys else "",
+                    parent_id=row["instance_id"],
+                )
+            )
+        return out
+
+    # delivery, pruning, report ----------------------------------------------------------
+
+    def mark(self, instance_ids: Sequence[str], decision: str) -> None:
+        """Record what the destinations did with emissions.
+
+        Args:
+            instance_ids: Emission instance ids.
+            decision: `"delivered"` (or `"acknowledged"`/`"fired"`/`"sent"`) once every
+                destination acknowledged; `"rejected"` when one rejected it for good.
+        """
+        if not instance_ids:
+            return
+        delivery = "delivered" if decision in DELIVERED else decision
+        if delivery not in {"delivered", "rejected"}:
+            raise ValueError(f"mark: unknown decision {decision!r}")
+        with self.store.engine.begin() as conn:
+            store.set_delivery(conn, list(instance_ids), delivery)
+        self._counts[delivery] += len(instance_ids)
+
+    def decisions_summary(self) -> dict[str, int]:
+        """Counts since this engine started: started, fired, cancelled, suppressed.<reason>."""
+        return dict(sorted((k, v) for k, v in self._counts.items() if v))
+
+    def _maybe_prune(self, limit: datetime) -> None:
+        if self._pruned_at is not None and limit - self._pruned_at < _PRUNE_EVERY:
+            return
+        with self.store.engine.begin() as conn:
+            store.prune(conn, self._cutoffs(limit))
+        self._pruned_at = limit
+
+    def _cutoffs(self, limit: datetime) -> dict[str, datetime]:
+        """Oldest event time any still-pending instance can need, per table.
+
+        A pending instance is due after `limit - hold`; its cancel window starts at
+        most its chain of waits (+ a day of quiet hours) before that.
+        """
+        hold, lateness = self.settings.priority_hold, self.settings.allowed_lateness
+        oldest_pending = limit - hold
+        span = max((self._chain_wait(t) for t in self.triggers.values()), default=timedelta(0))
+        within = max(
+            (t.count.within for t in self.triggers.values() if t.count), default=timedelta(0)
+        )
+        return {
+            "cancels": oldest_pending - span - _QUIET_MARGIN,
+            "counts": oldest_pending - within - lateness,
+            "activity": oldest_pending - self._decider.lookback,
+            "decisions": limit - max(self.settings.retention, self._decider.cap_window),
+        }
+
+    def _chain_wait(self, trigger: TriggerSettings) -> timedelta:
+        total = trigger.wait
+        parent = trigger.after
+        while parent is not None:
+            total += self.triggers[parent].wait + _QUIET_MARGIN
+            parent = self.triggers[parent].after
+        return total

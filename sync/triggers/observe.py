@@ -1,0 +1,184 @@
+"""Turning a batch of messages into trigger rows: starts, cancels, counts, activity.
+
+Pure apart from the clock: the engine writes the rows with insert-or-ignore, so
+observing the same batch twice (a crash before the batch commit) changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors.base import Customer
+from mapping.paths import get_path
+from mapping.types import Message
+from sync.triggers.emit import data_view, jsonable, snapshot
+from sync.triggers.matching import ANY_KEY, EventIndex, instance_id, key_values
+from sync.triggers.schedule import plan_due
+from sync.triggers.settings import Activity, TriggerSettings
+
+PRODUCT_FIELDS = ("name", "sku", "url", "image_url", "price", "currency", "category", "brand")
+
+
+@dataclass(slots=True)
+class Rows:
+    """Rows one batch adds to the trigger tables."""
+
+    instances: list[dict[str, Any]] = field(default_factory=list)
+    cancels: list[dict[str, Any]] = field(default_factory=list)
+    counts: list[dict[str, Any]] = field(default_factory=list)
+    activity: list[dict[str, Any]] = field(default_factory=list)
+    latest: datetime | None = None
+
+
+def new_instance(
+    trigger: TriggerSettings,
+    customer_id: str,
+    start: dict[str, Any],
+    *,
+    start_message_id: str,
+    start_time: datetime,
+    base_time: datetime,
+    entity_key: str,
+    parent_id: str | None = None,
+) -> dict[str, Any]:
+    """A pending instance row (or an already-suppressed one when its key is missing)."""
+    due, planned = plan_due(base_time, trigger.wait, trigger.quiet_hours, data_view(start))
+    missing_key = bool(trigger.key) and not entity_key
+    return {
+        "instance_id": instance_id(trigger.name, customer_id, start_message_id),
+        "trigger": trigger.name,
+        "customer_id": customer_id,
+        "entity_key": entity_key,
+        "start_message_id": start_message_id,
+        "start_time": start_time,
+        "due_at": due,
+        "planned_due": planned,
+        "priority": trigger.priority,
+        "parent_id": parent_id,
+        "start": start,
+        "status": "suppressed" if missing_key else "pending",
+        "reason": "no_key" if missing_key else None,
+        "detail": f"no value at {', '.join(trigger.key)}" if missing_key else None,
+        "emission": None,
+        "delivery": None,
+        "decided_at": None,
+    }
+
+
+class Observer:
+    """Maps messages to rows for the configured triggers."""
+
+    def __init__(
+        self, triggers: Sequence[TriggerSettings], activity: Activity, track_activity: bool
+    ) -> None:
+        self.index = EventIndex.build(triggers)
+        self.activity = activity
+        self.viewed = set(activity.viewed) if track_activity else set()
+        self.bought = set(activity.bought) if track_activity else set()
+
+    def rows(self, messages: Sequence[Message], customers: Mapping[str, Customer]) -> Rows:
+        """The rows for one batch (messages without a resolved customer are skipped)."""
+        out = Rows()
+        for message in messages:
+            if out.latest is None or message.timestamp > out.latest:
+                out.latest = message.timestamp
+            customer = customers.get(message.message_id)
+            if customer is None or message.type != "track":
+                continue
+            started = self.index.started(message)
+            cancelled = self.index.cancelled(message)
+            if started:
+                self._starts(message, customer, started, out)
+            if cancelled:
+                names = {t.name for t in started}
+                self._cancels(message, customer, cancelled, names, out)
+            if message.event in self.viewed or message.event in self.bought:
+                self._activity(message, customer, out)
+        return out
+
+    def _starts(
+        self, message: Message, customer: Customer, triggers: list[TriggerSettings], out: Rows
+    ) -> None:
+        start = snapshot(message, customer)
+        for trigger in triggers:
+            keys = key_values(message.raw, trigger.key)
+            if trigger.count is not None:
+                group = (
+                    key_values(message.raw, [trigger.count.same]) if trigger.count.same else [""]
+                )
+                if not group:
+                    continue  # cannot count toward "the same value" without a value
+                out.counts.append(
+                    {
+                        "trigger": trigger.name,
+                        "customer_id": customer.customer_id,
+                        "group_key": group[0],
+                        "message_id": message.message_id,
+                        "event_time": message.timestamp,
+                        "start": start,
+                    }
+                )
+                continue
+            out.instances.append(
+                new_instance(
+                    trigger,
+                    customer.customer_id,
+                    start,
+                    start_message_id=message.message_id,
+                    start_time=message.timestamp,
+                    base_time=message.timestamp,
+                    entity_key=keys[0] if keys else "",
+                )
+            )
+
+    def _cancels(
+        self,
+        message: Message,
+        customer: Customer,
+        triggers: list[TriggerSettings],
+        starts: set[str],
+        out: Rows,
+    ) -> None:
+        for trigger in triggers:
+            keys = [""]
+            if trigger.key:
+                keys = key_values(message.raw, trigger.cancel_paths) or [ANY_KEY]
+            for key in keys:
+                out.cancels.append(
+                    {
+                        "trigger": trigger.name,
+                        "customer_id": customer.customer_id,
+                        "entity_key": key,
+                        "message_id": message.message_id,
+                        "event_time": message.timestamp,
+                        "event": (message.event or "")[:200],
+                        "also_start": trigger.name in starts,
+                    }
+                )
+
+    def _activity(self, message: Message, customer: Customer, out: Rows) -> None:
+        props = message.properties
+        kind = "viewed" if message.event in self.viewed else "bought"
+        items: list[Any] = [props]
+        if kind == "bought" and isinstance(props.get("products"), list):
+            items = list(props["products"])
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            pid = get_path(item, self.activity.product_id) or item.get("sku")
+            if pid is None or isinstance(pid, bool) or not isinstance(pid, str | int):
+                continue
+            product = {k: item[k] for k in PRODUCT_FIELDS if item.get(k) is not None}
+            out.activity.append(
+                {
+                    "customer_id": customer.customer_id,
+                    "kind": kind,
+                    "product_id": str(pid)[:400],
+                    "message_id": message.message_id,
+                    "event_time": message.timestamp,
+                    "product": jsonable(product),
+                }
+            )

@@ -1,0 +1,101 @@
+"""Rendering of run reports, run records and rejects for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sync.report import RunReport
+
+
+def report_table(reports: Iterable[RunReport]) -> Table:
+    """One row per sync: read, valid, sent, already sent, rejected, duration."""
+    table = Table(title="espbridge run", show_lines=False)
+    for column in (
+        "sync",
+        "status",
+        "read",
+        "valid",
+        "destination",
+        "acknowledged",
+        "already sent",
+        "rejected",
+        "suppressed",
+        "seconds",
+    ):
+        table.add_column(
+            column, justify="right" if column not in ("sync", "status", "destination") else "left"
+        )
+    for report in reports:
+        c = report.counts
+        dests = sorted(
+            {
+                k.split(".")[0]
+                for k in c
+                if "." in k and not k.startswith(("rejected", "triggers", "fallbacks"))
+            }
+        )
+        first = True
+        for dest in dests or ["-"]:
+            table.add_row(
+                report.sync if first else "",
+                report.status if first else "",
+                str(c.get("read", 0)) if first else "",
+                str(c.get("messages", 0)) if first else "",
+                dest,
+                str(c.get(f"{dest}.acknowledged", 0)),
+                str(c.get(f"{dest}.already_sent", 0)),
+                str(
+                    c.get(f"{dest}.rejected", 0)
+                    + c.get(f"{dest}.rejected.mapping", 0)
+                    + (c.get("rejected.source", 0) if first else 0)
+                ),
+                str(c.get(f"{dest}.suppressed", 0)),
+                f"{report.duration_s:.1f}" if first else "",
+            )
+            first = False
+    return table
+
+
+def print_report_details(console: Console, report: RunReport) -> None:
+    """API calls by endpoint, fallbacks and trigger decisions of one run."""
+    if report.dry_run:
+        console.print(
+            f"[yellow]dry run[/]: {report.dry_run_requests} requests written, nothing sent"
+        )
+    if report.api_calls:
+        console.print(
+            "API calls: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.api_calls.items()))
+        )
+    if report.fallbacks:
+        console.print(
+            "fallbacks used: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.fallbacks.items()))
+        )
+    if report.triggers:
+        console.print(
+            "triggers: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.triggers.items()))
+        )
+    for error in report.errors:
+        console.print(f"[red]error[/]: {error}")
+
+
+def rows_table(title: str, rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Table:
+    """A plain table of state-store rows."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[_cell(row.get(column)) for column in columns])
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,277 @@
+"""The ingest API as a Segment library and Segment's webhook see it."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import json
+from datetime import datetime
+
+import httpx
+import orjson
+
+from sync.ingest.metrics import IngestMetrics
+from sync.store.state import StateStore
+from tests.sync.ingest.helpers import (
+    WEBHOOK_SECRET,
+    WRITE_KEY,
+    inbox_rows,
+    ledger_rows,
+    track,
+)
+
+
+async def test_batch_is_stored_in_order_and_answered_after_commit(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    body = {
+        "batch": [track("m1"), track("m2", "Order Completed")],
+        "sentAt": "2026-11-23T10:00:01Z",
+    }
+
+    response = await client.post("/v1/batch", json=body)
+
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "stored": 2, "duplicates": 0}
+    rows = inbox_rows(store)
+    assert [r["message_id"] for r in rows] == ["m1", "m2"]
+    stored = orjson.loads(rows[1]["raw"])
+    assert stored["event"] == "Order Completed"
+    assert stored["sentAt"] == "2026-11-23T10:00:01Z"
+    assert stored["receivedAt"].endswith("Z")
+
+
+async def test_duplicate_message_ids_are_accepted_and_stored_once(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    first = await client.post("/v1/batch", json={"batch": [track("m1"), track("m1")]})
+    again = await client.post("/v1/batch", json={"batch": [track("m1", "Changed"), track("m2")]})
+
+    assert first.json() == {"success": True, "stored": 1, "duplicates": 1}
+    assert again.json() == {"success": True, "stored": 1, "duplicates": 1}
+    rows = inbox_rows(store)
+    assert [r["message_id"] for r in rows] == ["m1", "m2"]
+    assert orjson.loads(rows[0]["raw"])["event"] == "Product Viewed"  # the first copy wins
+
+
+async def test_single_calls_take_their_type_from_the_route(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    identify = {"messageId": "i1", "userId": "u1", "traits": {"email": "a@example.com"}}
+    alias = {"messageId": "a1", "userId": "u1", "previousId": "anon-1"}
+
+    assert (await client.post("/v1/identify", json=identify)).status_code == 200
+    assert (await client.post("/v1/alias", json=alias)).status_code == 200
+    assert (await client.post("/v1/page", json={"messageId": "p1", "anonymousId": "x"})).is_success
+
+    kinds = [orjson.loads(r["raw"])["type"] for r in inbox_rows(store)]
+    assert kinds == ["identify", "alias", "page"]
+
+
+async def test_write_key_in_the_body_works_and_is_never_stored(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    call = {**track("m1"), "writeKey": WRITE_KEY}
+
+    response = await client.post("/v1/track", json=call, auth=None)
+
+    assert response.status_code == 200
+    assert WRITE_KEY not in inbox_rows(store)[0]["raw"]
+
+
+async def test_unknown_or_missing_write_key_is_401_and_nothing_is_stored(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    wrong = await client.post("/v1/batch", json={"batch": [track("m1")]}, auth=("nope", ""))
+    missing = await client.post("/v1/batch", json={"batch": [track("m1")]}, auth=None)
+    wrong_in_body = await client.post(
+        "/v1/track", json={**track("m2"), "writeKey": "no"}, auth=None
+    )
+
+    assert [wrong.status_code, missing.status_code, wrong_in_body.status_code] == [401, 401, 401]
+    assert missing.json()["code"] == "unauthorized"
+    assert "write key" in missing.json()["message"]
+    assert inbox_rows(store) == []
+
+
+async def test_message_without_id_is_refused_by_index_and_the_rest_stored(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    no_id = track("x")
+    del no_id["messageId"]
+    body = {"batch": [track("m1"), no_id, track("m3", event="")]}
+
+    response = await client.post("/v1/batch", json=body)
+
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["code"] == "invalid_messages"
+    assert answer["stored"] == 1
+    assert "batch[1].messageId: missing" in answer["message"]
+    assert [(r["index"], r["field"]) for r in answer["rejected"]] == [
+        (1, "messageId"),
+        (2, "event"),
+    ]
+    assert [r["message_id"] for r in inbox_rows(store)] == ["m1"]
+    ledger = ledger_rows(store)
+    assert [(r["sync"], r["field"], r["source_ref"]) for r in ledger] == [
+        ("ingest", "messageId", "tracking-api:batch[1]"),
+        ("ingest", "event", "tracking-api:m3"),
+    ]
+    assert "needs an event name" in ledger[1]["reason"]
+    assert ledger[1]["payload"]["messageId"] == "m3"
+
+
+async def test_invalid_json_is_a_segment_style_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/batch", content=b'{"batch": [', headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+    assert "not valid JSON" in response.json()["message"]
+
+
+async def test_batch_over_500_kb_is_refused_whole(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    messages = [track(f"m{i}", properties={"blob": "x" * 20_000}) for i in range(30)]
+
+    response = await client.post("/v1/batch", json={"batch": messages})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "batch_too_large"
+    assert inbox_rows(store) == []
+
+
+async def test_message_over_32_kb_is_refused_and_summarised(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    big = track("big", properties={"blob": "x" * 40_000})
+
+    response = await client.post("/v1/batch", json={"batch": [track("m1"), big]})
+
+    assert response.status_code == 400
+    refused = response.json()["rejected"][0]
+    assert refused["messageId"] == "big"
+    assert "at most 32768 bytes" in refused["reason"]
+    assert [r["message_id"] for r in inbox_rows(store)] == ["m1"]
+    payload = ledger_rows(store)[0]["payload"]
+    assert payload["messageId"] == "big"
+    assert payload["bytes"] > 32 * 1024
+    assert "blob" not in payload  # a summary, not the oversized message
+
+
+async def test_gzip_bodies_are_accepted(client: httpx.AsyncClient, store: StateStore) -> None:
+    body = gzip.compress(json.dumps({"batch": [track("m1")]}).encode())
+
+    response = await client.post(
+        "/v1/batch",
+        content=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 200
+    assert len(inbox_rows(store)) == 1
+
+
+async def test_missing_timestamp_defaults_to_received_at(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    call = track("m1")
+    del call["timestamp"]
+
+    assert (await client.post("/v1/track", json=call)).status_code == 200
+    stored = orjson.loads(inbox_rows(store)[0]["raw"])
+    assert stored["timestamp"] == stored["receivedAt"]
+
+
+async def test_clock_skew_is_corrected_from_original_timestamp(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    call = track("m1")
+    del call["timestamp"]
+    # The device clock is one hour ahead: sentAt - originalTimestamp is 2 s.
+    call |= {"originalTimestamp": "2026-11-23T11:00:00Z", "sentAt": "2026-11-23T11:00:02Z"}
+
+    assert (await client.post("/v1/track", json=call)).status_code == 200
+    stored = orjson.loads(inbox_rows(store)[0]["raw"])
+    timestamp = datetime.fromisoformat(stored["timestamp"])
+    received = datetime.fromisoformat(stored["receivedAt"])
+    assert round((received - timestamp).total_seconds()) == 2
+
+
+def _sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+
+
+async def test_signed_webhook_is_stored(client: httpx.AsyncClient, store: StateStore) -> None:
+    body = json.dumps(track("w1")).encode()
+
+    response = await client.post(
+        "/v1/webhook", content=body, headers={"X-Signature": _sign(body)}, auth=None
+    )
+
+    assert response.status_code == 200
+    assert inbox_rows(store)[0]["channel"] == "webhook"
+
+
+async def test_unsigned_or_wrongly_signed_webhook_is_401_and_not_stored(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    body = json.dumps(track("w1")).encode()
+
+    unsigned = await client.post("/v1/webhook", content=body, auth=None)
+    wrong = await client.post(
+        "/v1/webhook", content=body, headers={"X-Signature": _sign(body, "other")}, auth=None
+    )
+    tampered = await client.post(
+        "/v1/webhook",
+        content=body.replace(b"SKU-1", b"SKU-2"),
+        headers={"X-Signature": _sign(body)},
+        auth=None,
+    )
+
+    assert [unsigned.status_code, wrong.status_code, tampered.status_code] == [401, 401, 401]
+    assert inbox_rows(store) == []
+
+
+async def test_first_event_signature_of_a_batch_is_refused_by_default(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    events = [track("w1"), track("w2")]
+    first = json.dumps(events[0], separators=(",", ":")).encode()
+
+    response = await client.post(
+        "/v1/webhook", content=json.dumps(events).encode(), headers={"X-Signature": _sign(first)}
+    )
+
+    assert response.status_code == 401
+    assert inbox_rows(store) == []
+
+
+async def test_health_and_metrics(client: httpx.AsyncClient, metrics: IngestMetrics) -> None:
+    await client.post("/v1/batch", json={"batch": [track("m1"), track("m1"), {"type": "track"}]})
+
+    health = await client.get("/healthz")
+    text = (await client.get("/metrics")).text
+
+    assert health.json() == {"status": "ok", "inbox_max_id": 1}
+    assert 'espbridge_ingest_received_total{channel="tracking-api"} 3.0' in text
+    assert 'espbridge_ingest_stored_total{channel="tracking-api"} 1.0' in text
+    assert 'espbridge_ingest_duplicates_total{channel="tracking-api"} 1.0' in text
+    assert 'espbridge_ingest_rejected_total{channel="tracking-api",field="messageId"} 1.0' in text
+
+
+async def test_openapi_documents_request_and_response_models(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+
+    batch = document["paths"]["/v1/batch"]["post"]
+    assert batch["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/BatchRequest"
+    }
+    assert set(batch["responses"]) == {"200", "400", "401", "503"}
+    schemas = document["components"]["schemas"]
+    assert {"TrackMessage", "TrackCall", "WebhookBody", "SegmentError", "Accepted"} <= set(schemas)
+    assert schemas["TrackMessage"]["required"] == ["messageId", "event", "type"]

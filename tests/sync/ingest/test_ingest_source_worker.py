@@ -1,0 +1,205 @@
+"""`InboxSource` (bookmark and signpost) and the worker that drains the inbox."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from sync.ingest.app import create_app
+from sync.ingest.inbox import InboxWriter
+from sync.ingest.metrics import IngestMetrics
+from sync.ingest.settings import InboxSourceSettings, IngestSettings
+from sync.ingest.source import InboxSource
+from sync.ingest.validate import ValidMessage, check_message
+from sync.ingest.worker import InboxSync, InboxWorker
+from sync.store.inbox import inbox
+from sync.store.state import BatchCommit, StateStore
+from tests.sync.ingest.helpers import WRITE_KEY, track
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _store_messages(store: StateStore, ids: list[str]) -> None:
+    checked = [
+        check_message(i, track(m), received_at=NOW, sent_at=None, call_type=None, max_bytes=32768)
+        for i, m in enumerate(ids)
+    ]
+    valid = [c for c in checked if isinstance(c, ValidMessage)]
+    InboxWriter(store).commit(valid, [], channel="tracking-api", received_at=NOW)
+
+
+def test_source_reads_in_id_order_from_the_bookmark_up_to_the_signpost(store: StateStore) -> None:
+    _store_messages(store, [f"m{i}" for i in range(7)])
+    source = InboxSource("events", InboxSourceSettings(batch_size=3), store)
+
+    batches = source.read({"inbox_id": 2}, batch_size=100)
+    first = next(batches)
+    _store_messages(store, ["late"])  # arrives after reading started: next run
+    rest = list(batches)
+
+    assert [m.message_id for m in first.messages] == ["m2", "m3", "m4"]
+    assert first.bookmark == {"inbox_id": 5}
+    assert [m.message_id for b in rest for m in b.messages] == ["m5", "m6"]
+    assert rest[-1].bookmark == {"inbox_id": 7}
+    assert [
+        m.message_id for b in source.read({"inbox_id": 7}, batch_size=10) for m in b.messages
+    ] == ["late"]
+    assert first.messages[0].source_ref == "inbox:3"
+    assert source.check() == "inbox: 8 messages, newest id 8"
+
+
+def test_source_turns_an_unreadable_row_into_a_reject(store: StateStore) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(inbox).values(
+                message_id="bad", received_at=NOW, channel="tracking-api", raw='{"type": "nope"}'
+            )
+        )
+    batch = next(InboxSource("events", InboxSourceSettings(), store).read(None, batch_size=10))
+
+    assert batch.messages == []
+    assert [(r.source_ref, r.field) for r in batch.rejects] == [("inbox:1", "type")]
+    assert batch.bookmark == {"inbox_id": 1}
+
+
+@dataclass
+class FakeReport:
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class FakeEngine:
+    """Reads the inbox through `InboxSource`, 'sends' to one destination, commits."""
+
+    def __init__(self, store: StateStore, *, fail_first: int = 0, delay: float = 0.0) -> None:
+        self.store = store
+        self.sent: list[tuple[str, float]] = []
+        self.runs = 0
+        self.fail_first = fail_first
+        self.delay = delay
+        self.in_flight = threading.Event()
+
+    async def run_sync(
+        self,
+        name: str,
+        *,
+        dry_run: bool = False,
+        max_batches: int | None = None,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[Any], None] | None = None,
+    ) -> FakeReport:
+        self.runs += 1
+        if self.runs <= self.fail_first:
+            raise RuntimeError("ESP unreachable")
+        report = FakeReport()
+        run_id = self.store.start_run(name)
+        source = InboxSource("inbox", InboxSourceSettings(batch_size=5), self.store)
+        for count, batch in enumerate(
+            source.read(self.store.get_bookmark(name, "inbox"), batch_size=100), start=1
+        ):
+            self.in_flight.set()
+            await asyncio.sleep(self.delay)
+            self.sent += [(m.message_id, time.monotonic()) for m in batch.messages]
+            report.counts["read"] += batch.read
+            report.counts["esp.acknowledged"] += len(batch.messages)
+            self.store.commit_batch(BatchCommit(run_id, name, "inbox", batch.bookmark))
+            if on_batch:
+                on_batch(report)
+            if (max_batches and count >= max_batches) or (stop and stop.is_set()):
+                break
+        self.store.finish_run(run_id, "completed")
+        return report
+
+
+SYNCS = [InboxSync("realtime", "inbox", ("esp",))]
+
+
+def _worker(store: StateStore, engine: FakeEngine, metrics: IngestMetrics) -> InboxWorker:
+    settings = IngestSettings(tick_seconds=60, max_batches_per_run=2)
+    return InboxWorker(engine, store, SYNCS, settings, metrics)
+
+
+async def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+async def test_ingest_wakes_the_worker_and_each_message_is_sent_once(store: StateStore) -> None:
+    metrics = IngestMetrics()
+    engine = FakeEngine(store)
+    worker = _worker(store, engine, metrics)
+    app = create_app(
+        IngestSettings(write_keys=[WRITE_KEY]), store, metrics=metrics, on_commit=worker.wake
+    )
+    worker.start()
+    try:
+        await _wait_for(lambda: engine.runs >= 1)  # the start-up run found nothing
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://i", auth=(WRITE_KEY, "")
+        ) as client:
+            posted = time.monotonic()
+            await client.post("/v1/batch", json={"batch": [track("m1"), track("m2")]})
+            await _wait_for(lambda: len(engine.sent) == 2)
+            await client.post("/v1/batch", json={"batch": [track(f"n{i}") for i in range(23)]})
+            await _wait_for(lambda: len(engine.sent) == 25)
+    finally:
+        assert worker.stop(timeout=5)
+
+    assert engine.sent[0][1] - posted < 1.0  # woken at once, not at the 60 s tick
+    assert Counter(m for m, _ in engine.sent) == Counter({m: 1 for m, _ in engine.sent})
+    text = metrics.render()[0].decode()
+    assert 'espbridge_inbox_processed_total{sync="realtime"} 25.0' in text
+    assert 'espbridge_emitted_total{destination="esp",sync="realtime"} 25.0' in text
+    assert (
+        'espbridge_ingest_to_commit_seconds_count{destination="esp",sync="realtime"} 25.0' in text
+    )
+    assert 'espbridge_inbox_lag_messages{sync="realtime"} 0.0' in text
+
+
+async def test_worker_survives_a_failing_run_and_catches_up(store: StateStore) -> None:
+    _store_messages(store, ["m1", "m2"])
+    engine = FakeEngine(store, fail_first=1)
+    worker = _worker(store, engine, IngestMetrics())
+    worker.start()
+    try:
+        await _wait_for(lambda: len(engine.sent) == 2)
+    finally:
+        assert worker.stop(timeout=5)
+
+    assert worker.errors == 1
+    assert [m for m, _ in engine.sent] == ["m1", "m2"]
+
+
+async def test_stop_finishes_the_batch_in_flight_and_commits_it(store: StateStore) -> None:
+    _store_messages(store, [f"m{i}" for i in range(20)])
+    engine = FakeEngine(store, delay=0.3)
+    worker = _worker(store, engine, IngestMetrics())
+    worker.start()
+    await asyncio.to_thread(engine.in_flight.wait, 5)
+
+    assert await asyncio.to_thread(worker.stop, 5)
+
+    # the batch being sent when stop came was finished and its bookmark committed
+    assert [m for m, _ in engine.sent] == [f"m{i}" for i in range(5)]
+    assert store.get_bookmark("realtime", "inbox") == {"inbox_id": 5}
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_source_batch_size_caps_the_sync_batch_size(store: StateStore, batch_size: int) -> None:
+    _store_messages(store, ["a", "b", "c"])
+    source = InboxSource("events", InboxSourceSettings(batch_size=2), store)
+
+    sizes = [len(b.messages) for b in source.read(None, batch_size=batch_size)]
+
+    assert sizes == ([1, 1, 1] if batch_size == 1 else [2, 1])

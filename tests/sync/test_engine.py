@@ -1,0 +1,98 @@
+"""The run loop: exactly once across re-runs, rejects kept, counts that add up."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync import engine as engine_module
+from sync.config import Config, parse_config
+from sync.engine import SyncBusy, SyncEngine
+from sync.store.state import StateStore
+from tests.sync.fakes import LinesSource, LoggingEsp, track
+
+
+def _config(tmp_path: Path) -> Config:
+    return parse_config(
+        {
+            "state": {"url": f"sqlite:///{tmp_path}/state.db"},
+            "sources": {"events": {"type": "segment", "path": str(tmp_path)}},
+            "destinations": {"esp": {"type": "klaviyo", "api_key": "pk_test_123456"}},
+            "syncs": {"main": {"source": "events", "destinations": ["esp"], "batch_size": 10}},
+        }
+    )
+
+
+@pytest.fixture
+def wired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    data = tmp_path / "events.jsonl"
+    log = tmp_path / "esp.log"
+    monkeypatch.setattr(engine_module, "build_source", lambda name, s, store=None: LinesSource(name, data))
+    monkeypatch.setattr(engine_module, "build_destination", lambda name, s, t=None: LoggingEsp(name, log))
+    config = _config(tmp_path)
+    store = StateStore.open(config.state.url)
+    return {"data": data, "log": log, "config": config, "store": store}
+
+
+def test_rerun_sends_only_new(wired: dict[str, Any]) -> None:
+    data, log, store = wired["data"], wired["log"], wired["store"]
+    data.write_bytes(b"\n".join(track(i) for i in range(25)) + b"\n")
+    engine = SyncEngine(wired["config"], store)
+    first = asyncio.run(engine.run_sync("main"))
+    assert first.counts["esp.acknowledged"] == 25 and first.counts["read"] == 25
+    with data.open("ab") as handle:
+        handle.write(b"\n".join(track(i) for i in range(25, 30)) + b"\n")
+    second = asyncio.run(engine.run_sync("main"))
+    assert second.counts["read"] == 5 and second.counts["esp.acknowledged"] == 5
+    assert log.read_text().split() == [f"m{i}" for i in range(30)]
+
+
+def test_rejects_are_kept_and_counts_add_up(wired: dict[str, Any]) -> None:
+    data, store = wired["data"], wired["store"]
+    lines = [track(0), b"{not json", track(2, bad=True), b'{"type":"track","event":"x","userId":"u"}', track(4), track(4)]
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    report = asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+    c = report.counts
+    assert c["read"] == 6 and c["messages"] == 4 and c["rejected.source"] == 2
+    assert c["esp.records"] == 4
+    assert c["esp.acknowledged"] + c["esp.rejected"] + c["esp.duplicate_in_batch"] == c["esp.records"]
+    rejects = {r["source_ref"]: r for r in store.rejects(sync="main")}
+    assert rejects["events.jsonl:2"]["stage"] == "source"
+    assert rejects["events.jsonl:4"]["field"] == "messageId"
+    assert rejects["events.jsonl:3"]["reason"] == "invalid value"
+    assert rejects["events.jsonl:3"]["field"] == "properties.bad"
+    assert rejects["events.jsonl:3"]["payload"]["message"]["messageId"] == "m2"
+    [run] = store.runs(sync="main")
+    assert run["counts"]["read"] == 6 and run["status"] == "completed"
+
+
+def test_duplicate_message_ids_across_runs_are_sent_once(wired: dict[str, Any]) -> None:
+    data, log, store = wired["data"], wired["log"], wired["store"]
+    data.write_bytes(track(1) + b"\n")
+    asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+    with data.open("ab") as handle:
+        handle.write(track(1) + b"\n")
+    report = asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+    assert report.counts["esp.already_sent"] == 1
+    assert log.read_text().split() == ["m1"]
+
+
+def test_dry_run_changes_nothing(wired: dict[str, Any]) -> None:
+    data, log, store = wired["data"], wired["log"], wired["store"]
+    data.write_bytes(track(1) + b"\n")
+    report = asyncio.run(SyncEngine(wired["config"], store).run_sync("main", dry_run=True))
+    assert report.dry_run and report.counts["read"] == 1
+    assert store.get_bookmark("main", "events") is None
+    assert store.ledger_status("esp", ["m1"]) == {}
+
+
+def test_second_concurrent_run_is_refused(wired: dict[str, Any]) -> None:
+    from datetime import timedelta
+
+    store = wired["store"]
+    assert store.acquire_lock("sync:main", "someone-else", timedelta(minutes=5))
+    with pytest.raises(SyncBusy):
+        asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
