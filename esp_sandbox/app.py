@@ -126,18 +126,18 @@ def _introspection_router(app: SandboxApp) -> APIRouter:
     ctx = app.sandbox
 
     @router.get("/requests")
-    def requests_log(since: int = 0, limit: int | None = None) -> dict[str, Any]:
+    async def requests_log(since: int = 0, limit: int | None = None) -> dict[str, Any]:
         items = ctx.recorder.requests(since=since, limit=limit)
         next_since = items[-1]["seq"] + 1 if items else since
         return {"requests": items, "next_since": next_since, "total": ctx.recorder.count()}
 
     @router.get("/state")
-    def state() -> Response:
+    async def state() -> Response:
         snap = {name: half.snapshot() for name, half in app.halves.items()}
         return Response(orjson.dumps(snap, default=str), media_type="application/json")
 
     @router.post("/reset")
-    def reset() -> dict[str, bool]:
+    async def reset() -> dict[str, bool]:
         for half in app.halves.values():
             half.reset()
         ctx.recorder.reset()
@@ -145,7 +145,7 @@ def _introspection_router(app: SandboxApp) -> APIRouter:
         return {"reset": True}
 
     @router.get("/faults")
-    def get_faults() -> dict[str, Any]:
+    async def get_faults() -> dict[str, Any]:
         return {"spec": ctx.faults.spec.render(), "injected": ctx.faults.injected()}
 
     @router.post("/faults")
@@ -161,12 +161,12 @@ def _introspection_router(app: SandboxApp) -> APIRouter:
         return {"spec": spec.render()}
 
     @router.post("/clock/advance")
-    def advance(seconds: float) -> dict[str, str]:
+    async def advance(seconds: float) -> dict[str, str]:
         ctx.clock.advance(seconds)
         return {"now": ctx.clock.now().isoformat()}
 
     @router.get("/stats")
-    def stats() -> JSONResponse:
+    async def stats() -> JSONResponse:
         return JSONResponse(
             {
                 "routes": ctx.recorder.stats(),

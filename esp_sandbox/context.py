@@ -121,4 +121,6 @@ class SandboxContext:
 
     def new_id(self, length: int = 26, alphabet: str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ") -> str:
         """A random id drawn from the seeded rng (Klaviyo-style ULID alphabet by default)."""
-        return "".join(self.rng.choice(alphabet) for _ in range(length))
+        bits = self.rng.getrandbits(8 * length)
+        size = len(alphabet)
+        return "".join(alphabet[(bits >> (8 * i)) % size] for i in range(length))

@@ -7,8 +7,9 @@ whose name suggests a key, token or secret is replaced with `[secure]`.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -48,19 +49,32 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
-    body: Any
+    raw_body: bytes
     status: int | None = None
     fault: str | None = None
     duration_ms: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Recorder:
-    """Thread-safe, append-only request log with per-route counters."""
+def _view(entry: RecordedRequest) -> dict[str, Any]:
+    """JSON-able view; the body is parsed only now (raw bytes keep the log cheap to hold)."""
+    view = asdict(entry)
+    view["body"] = parse_body(view.pop("raw_body"))
+    return view
 
-    def __init__(self) -> None:
+
+class Recorder:
+    """Thread-safe, append-only request log with per-route counters.
+
+    Only the newest `max_entries` requests are kept (soaks would otherwise grow
+    without bound); sequence numbers keep counting, and the counters in
+    `stats()` cover every request.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
         self._lock = threading.Lock()
-        self._entries: list[RecordedRequest] = []
+        self._entries: deque[RecordedRequest] = deque(maxlen=max_entries)
+        self._next_seq = 0
         self._stats: Counter[tuple[str, str, str]] = Counter()
 
     def start(
@@ -76,15 +90,16 @@ class Recorder:
         """Log an incoming request (status is filled in by `finish`)."""
         with self._lock:
             entry = RecordedRequest(
-                seq=len(self._entries),
+                seq=self._next_seq,
                 time=time,
                 method=method,
                 path=path,
                 query=redact(query),
                 headers=redact(headers),
-                body=parse_body(body),
+                raw_body=body,
             )
             self._entries.append(entry)
+            self._next_seq += 1
             return entry
 
     def finish(
@@ -107,13 +122,16 @@ class Recorder:
     def requests(self, since: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Logged requests with `seq >= since`, oldest first, as JSON-able dicts."""
         with self._lock:
-            chosen = self._entries[since : since + limit if limit else None]
-            return [asdict(entry) for entry in chosen]
+            first = self._entries[0].seq if self._entries else self._next_seq
+            start = max(0, since - first)
+            stop = None if limit is None else start + limit
+            chosen = list(islice(self._entries, start, stop))
+        return [_view(entry) for entry in chosen]
 
     def count(self) -> int:
-        """How many requests were logged."""
+        """How many requests were logged (including any no longer kept)."""
         with self._lock:
-            return len(self._entries)
+            return self._next_seq
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Counts per `METHOD route` and outcome (status code or no-response:<fault>)."""
@@ -127,4 +145,5 @@ class Recorder:
         """Forget every request and counter."""
         with self._lock:
             self._entries.clear()
+            self._next_seq = 0
             self._stats.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from types import TracebackType
@@ -17,6 +18,9 @@ from esp_sandbox.context import SandboxConfig
 from esp_sandbox.faults import FaultSpec
 
 _READY_TIMEOUT_S = 10.0
+PLAIN_HTTP = ssl.create_default_context()
+"""One TLS context for every client of the (plain-HTTP) sandbox: building one per
+httpx client loads the CA bundle each time and costs ~70 ms."""
 
 
 class SandboxServer:
@@ -37,6 +41,7 @@ class SandboxServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
+        self._client: httpx.Client | None = None
 
     @property
     def port(self) -> int:
@@ -102,6 +107,9 @@ class SandboxServer:
             self._thread.join(timeout=10)
         if self._sock is not None:
             self._sock.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         self._thread = None
 
     def __enter__(self) -> SandboxServer:
@@ -116,7 +124,9 @@ class SandboxServer:
         self.stop()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}/_sandbox{path}", timeout=10, **kwargs)
+        if self._client is None:
+            self._client = httpx.Client(timeout=10, verify=PLAIN_HTTP)
+        response = self._client.request(method, f"{self.url}/_sandbox{path}", **kwargs)
         response.raise_for_status()
         return response.json()
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from esp_sandbox.context import SandboxConfig
-from esp_sandbox.server import SandboxServer
+from esp_sandbox.server import PLAIN_HTTP, SandboxServer
 
 KLAVIYO_TEST_KEY = "pk_sandbox_test_key"
 KLAVIYO_REVISION = "2026-07-15"
@@ -41,7 +41,12 @@ def klaviyo_headers(
 
 def klaviyo_client(server: SandboxServer, **headers: str) -> httpx.Client:
     """An httpx client pointed at the sandbox's Klaviyo API with good headers."""
-    return httpx.Client(base_url=server.klaviyo_url, headers=klaviyo_headers(**headers), timeout=10)
+    return httpx.Client(
+        base_url=server.klaviyo_url,
+        headers=klaviyo_headers(**headers),
+        timeout=10,
+        verify=PLAIN_HTTP,
+    )
 
 
 def event_body(

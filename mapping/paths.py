@@ -26,7 +26,9 @@ def get_path(data: Mapping[str, Any], path: str) -> Any:
     """The value at `path` in `data`, or None when any step is missing."""
     current: Any = data
     for part in compile_path(path):
-        if isinstance(part, int):
+        if type(current) is dict and type(part) is str:  # the hot path: decoded JSON
+            current = current.get(part)
+        elif isinstance(part, int):
             if not isinstance(current, list) or part >= len(current):
                 return None
             current = current[part]

@@ -33,11 +33,36 @@ _CHECKED_NAMESPACES = ("person.", "event.")
 
 _MERGE_TAG = re.compile(r"\*\|([A-Za-z0-9_:\-]+)\|\*")
 _MAILCHIMP_SYSTEM = frozenset(
-    """EMAIL UNSUB UPDATE_PROFILE FORWARD ARCHIVE ARCHIVE_LINK_SHORT MC_PREVIEW_TEXT
-    MC_SUBJECT REWARDS REWARDS_TEXT CURRENT_YEAR ABOUT_LIST LIST_ADDRESS LIST_ADDRESSLINE
-    LIST_NAME LIST_COMPANY LIST_DESCRIPTION LIST_URL HTML_LIST_ADDRESS_HTML
-    LIST_ADDRESS_HTML USER_URL DATE UNIQID EMAIL_TYPE MC_LANGUAGE MC_LANGUAGE_LABEL
-    ELSE END""".split()
+    (
+        "EMAIL",
+        "UNSUB",
+        "UPDATE_PROFILE",
+        "FORWARD",
+        "ARCHIVE",
+        "ARCHIVE_LINK_SHORT",
+        "MC_PREVIEW_TEXT",
+        "MC_SUBJECT",
+        "REWARDS",
+        "REWARDS_TEXT",
+        "CURRENT_YEAR",
+        "ABOUT_LIST",
+        "LIST_ADDRESS",
+        "LIST_ADDRESSLINE",
+        "LIST_NAME",
+        "LIST_COMPANY",
+        "LIST_DESCRIPTION",
+        "LIST_URL",
+        "HTML_LIST_ADDRESS_HTML",
+        "LIST_ADDRESS_HTML",
+        "USER_URL",
+        "DATE",
+        "UNIQID",
+        "EMAIL_TYPE",
+        "MC_LANGUAGE",
+        "MC_LANGUAGE_LABEL",
+        "ELSE",
+        "END",
+    )
 )
 
 

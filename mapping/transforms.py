@@ -12,7 +12,7 @@ into a function. A transform that cannot apply raises `TransformError` with the 
 | `to_number`          | parse a number from a string (int when whole)                        |
 | `e164` / `e164:US`   | phone number to E.164, with a default region for local numbers       |
 | `date:FORMAT`        | ISO-8601 / epoch seconds to `strftime(FORMAT)` in UTC                |
-| `iso8601`            | ISO-8601 / epoch seconds to `YYYY-MM-DDTHH:MM:SSZ` (UTC)             |
+| `iso8601`            | ISO-8601 / epoch seconds to `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC)         |
 | `truncate:N`         | first N characters                                                   |
 | `minor_units[:X]`    | amount to integer minor units; X = digits (`0`) or currency (`JPY`)  |
 | `subscriber_hash`    | Mailchimp's MD5 of the lower-cased email                             |
@@ -99,7 +99,12 @@ def e164(value: str, region: str | None = None) -> str:
 
 def parse_time(value: Any) -> datetime:
     """An aware UTC datetime from ISO-8601 text, a datetime or epoch seconds."""
-    if isinstance(value, datetime):
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise TransformError(f"not an ISO-8601 date or time: {value[:40]!r}") from None
+    elif isinstance(value, datetime):
         parsed = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
         parsed = datetime.fromtimestamp(value, UTC)
@@ -170,7 +175,7 @@ _SIMPLE: dict[str, Transform] = {
     "upper": lambda v: _text(v, "upper").upper(),
     "to_string": to_string,
     "to_number": to_number,
-    "iso8601": lambda v: parse_time(v).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "iso8601": lambda v: parse_time(v).isoformat(timespec="milliseconds")[:-6] + "Z",
     "subscriber_hash": lambda v: subscriber_hash(_text(v, "subscriber_hash")),
 }
 _WITH_ARG: dict[str, Callable[[str], Transform]] = {
@@ -213,3 +218,21 @@ def apply_transforms(value: Any, names: Sequence[str]) -> Any:
         except (TypeError, ValueError, OverflowError) as exc:
             raise TransformError(f"{name}: {exc}") from None
     return value
+
+
+@lru_cache(maxsize=1024)
+def compile_chain(names: tuple[str, ...]) -> Transform:
+    """One function applying `names` in order; failures raise `TransformError`."""
+    steps = [(name, compile_transform(name)) for name in names]
+
+    def chain(value: Any) -> Any:
+        for name, step in steps:
+            try:
+                value = step(value)
+            except TransformError:
+                raise
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise TransformError(f"{name}: {exc}") from None
+        return value
+
+    return chain

@@ -34,8 +34,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+# Off a terminal (CI logs, pipes) tables get room instead of 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 ConfigOption = Annotated[
     Path,
@@ -61,7 +62,12 @@ def _store(config: Config) -> StateStore:
 
 
 def _emit_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps(
+            data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
+        ).decode()
+        + "\n"
+    )
 
 
 @app.command()

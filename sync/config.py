@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.klaviyo.settings import KlaviyoSettings
 from connectors.mailchimp.settings import MailchimpSettings
@@ -56,8 +57,20 @@ class SyncSettings(StrictModel):
     )
 
 
-class Config(StrictModel):
-    """The whole espbridge config file."""
+class Config(BaseSettings):
+    """The whole espbridge config file.
+
+    Any key can be overridden from the environment: `ESPBRIDGE__` + the key path joined
+    by `__`, e.g. `ESPBRIDGE__DESTINATIONS__KLAVIYO__API_KEY` or `ESPBRIDGE__STATE__URL`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ESPBRIDGE__",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
 
     state: StateSettings = Field(default_factory=StateSettings)
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
@@ -65,6 +78,18 @@ class Config(StrictModel):
     syncs: dict[str, SyncSettings] = Field(default_factory=dict)
     identity: dict[str, Any] = Field(default_factory=dict)
     triggers: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment overrides win over the file."""
+        return (env_settings, init_settings)
 
     @model_validator(mode="after")
     def _references_exist(self) -> Config:
@@ -111,7 +136,7 @@ def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
         ConfigError: naming `origin`, each bad key path and what was expected.
     """
     try:
-        return Config.model_validate(expand_env(data))
+        return Config(**expand_env(data))
     except ValidationError as exc:
         lines = [_describe(error) for error in exc.errors(include_url=False)]
         raise ConfigError(f"{origin}: invalid config:\n  " + "\n  ".join(lines)) from None

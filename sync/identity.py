@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connectors.base import Customer
+from connectors.segment_profiles import ProfilesClient, lookup_identifiers, unresolved
 from mapping.identity import Conflict, IdentityGraph, IdentitySettings, Normalizer, Seen, extract
 from mapping.identity.graph import Component
 from mapping.identity.identifiers import Identifier
@@ -30,7 +32,7 @@ from sync.store.identity import (
     identity_identifiers,
     identity_merges,
 )
-from sync.store.state import StateStore, as_utc
+from sync.store.state import StateStore
 
 _CHUNK = 500
 
@@ -57,10 +59,20 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[start : start + _CHUNK]
 
 
-def _utc(value: datetime) -> datetime:
-    found = as_utc(value)
-    assert found is not None
-    return found
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _to_us(value: datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class IdentityResolver:
@@ -77,11 +89,15 @@ class IdentityResolver:
         """messageId → `Customer` for a batch (see `resolve` for conflicts and merges)."""
         return self.resolve(messages).customers
 
-    def resolve(self, messages: Sequence[Message]) -> Resolution:
+    def resolve(self, messages: Sequence[Message], *, persist: bool = True) -> Resolution:
         """Merge a batch's identifiers into the graph and say who each message is about.
 
         Messages are processed in event-time order (ties by messageId), whatever order
         they come in, so the result does not depend on it.
+
+        Args:
+            messages: The batch.
+            persist: False for a dry run: resolve against the stored graph, write nothing.
         """
         ordered = sorted(messages, key=lambda m: (m.timestamp, m.message_id))
         found = [(m, extract(m, self.normalizer)) for m in ordered]
@@ -96,32 +112,38 @@ class IdentityResolver:
                     result.unresolved.append(message.message_id)
                 else:
                     anchors[message.message_id] = key
-            result.merges = self._write(conn, graph)
+            names: dict[int, str] = {}
+            result.merges = self._write(conn, graph, names, persist=persist)
         result.conflicts = list(graph.conflicts)
         built: dict[int, Customer] = {}
         for message_id, key in anchors.items():
             root = graph.find(key)
             if root not in built:
-                built[root] = self._customer(graph, graph.component(root))
+                comp = graph.component(root)
+                built[root] = self._customer(graph, comp, names.get(id(comp)))
             result.customers[message_id] = built[root]
         return result
 
     def learn(
-        self, customer_id: str, learned_ids: Mapping[str, str], at: datetime | None = None
+        self,
+        customer_id: str,
+        learned_ids: Mapping[str, str] | Sequence[tuple[str, str]],
+        at: datetime | None = None,
     ) -> list[Conflict]:
         """Add identifiers an ESP told us (`Outcome.learned_ids`) to a customer.
 
         Args:
             customer_id: The customer the record was for (followed through merges).
-            learned_ids: e.g. {"klaviyo_profile_id": "01H…"}.
+            learned_ids: e.g. {"klaviyo_profile_id": "01H…"}, or (kind, value) pairs.
             at: Event time of the record; defaults to the customer's last activity.
 
         Returns:
             Conflicts, e.g. when the profile id already belongs to another customer and
             merging them would break a limit.
         """
+        pairs = learned_ids.items() if isinstance(learned_ids, Mapping) else learned_ids
         learned: list[Identifier] = []
-        for kind, raw in learned_ids.items():
+        for kind, raw in pairs:
             value = self.normalizer.normalize(kind, raw)
             if value is not None:
                 learned.append((kind, value))
@@ -136,9 +158,35 @@ class IdentityResolver:
             assert comp is not None
             when = at or max(seen.last for seen in comp.identifiers.values())
             anchor = min(comp.identifiers, key=lambda i: (graph.ranking.get(i[0], 99), i[1]))
-            graph.learn(anchor, dict(learned), when)
+            graph.learn(anchor, learned, when)
             self._write(conn, graph)
         return list(graph.conflicts)
+
+    async def enrich(
+        self, resolution: Resolution, client: ProfilesClient, *, max_lookups: int = 1000
+    ) -> int:
+        """Ask Segment's Profiles API about customers known only by anonymous ids.
+
+        Identifiers Segment knows are learned into the graph (within the limits) and
+        the resolution's customers are refreshed. Returns how many customers gained ids.
+        """
+        candidates = unresolved(resolution.customers.values())
+        found = await lookup_identifiers(client, candidates, max_lookups=max_lookups)
+        for customer_id, identifiers in found.items():
+            resolution.conflicts += self.learn(customer_id, identifiers)
+        if found:
+            refreshed: dict[str, Customer | None] = {}
+            for message_id, customer in resolution.customers.items():
+                old = customer.customer_id
+                if old in found:
+                    if old not in refreshed:
+                        refreshed[old] = self.customer(old)
+                    fresh = refreshed[old]
+                    if fresh is not None:
+                        resolution.customers[message_id] = fresh
+                        if fresh.customer_id != old:
+                            resolution.merges[old] = fresh.customer_id
+        return len(found)
 
     def customer(self, customer_id: str) -> Customer | None:
         """A stored customer by id (followed through merges), or None."""
@@ -197,51 +245,68 @@ class IdentityResolver:
         for chunk in _chunks(ids):
             rows = conn.execute(
                 sa.select(
-                    t.c.customer_id, t.c.kind, t.c.value, t.c.first_seen, t.c.last_seen
+                    t.c.customer_id, t.c.kind, t.c.value, t.c.first_seen_us, t.c.last_seen_us
                 ).where(t.c.customer_id.in_(chunk))
             )
             for cid, kind, value, first, last in rows:
-                members[cid][(kind, value)] = Seen(_utc(first), _utc(last))
+                members[cid][(kind, value)] = Seen(_from_us(first), _from_us(last))
             c = identity_customers
             for cid, values, stamps in conn.execute(
                 sa.select(c.c.customer_id, c.c.traits, c.c.trait_stamps).where(
                     c.c.customer_id.in_(chunk)
                 )
             ):
-                traits[cid] = (dict(values), {k: tuple(v) for k, v in stamps.items()})
+                traits[cid] = (
+                    orjson.loads(values),
+                    {k: tuple(v) for k, v in orjson.loads(stamps).items()},
+                )
         for cid in ids:
             held, stamps = traits.get(cid, ({}, {}))
             graph.load(cid, members[cid], held, stamps)
 
     # writing -----------------------------------------------------------------------
 
-    def _write(self, conn: sa.Connection, graph: IdentityGraph) -> dict[str, str]:
+    def _write(
+        self,
+        conn: sa.Connection,
+        graph: IdentityGraph,
+        names: dict[int, str] | None = None,
+        *,
+        persist: bool = True,
+    ) -> dict[str, str]:
         now = datetime.now(UTC)
         ident_rows: list[dict[str, Any]] = []
         customer_rows: list[dict[str, Any]] = []
         merges: dict[str, str] = {}
         for comp in graph.changed():
             cid = graph.customer_id(comp)
-            for (kind, value), seen in comp.identifiers.items():
+            if names is not None:
+                names[id(comp)] = cid
+            moved = comp.stored_ids != {cid}
+            idents = comp.identifiers if moved else {i: comp.identifiers[i] for i in comp.dirty}
+            for (kind, value), seen in idents.items():
                 ident_rows.append(
                     {
                         "kind": kind,
                         "value": value,
                         "customer_id": cid,
-                        "first_seen": seen.first,
-                        "last_seen": seen.last,
+                        "first_seen_us": _to_us(seen.first),
+                        "last_seen_us": _to_us(seen.last),
                     }
                 )
-            customer_rows.append(
-                {
-                    "customer_id": cid,
-                    "traits": comp.traits,
-                    "trait_stamps": comp.trait_stamps,
-                    "updated_at": now,
-                }
-            )
+            if moved or comp.traits_changed:
+                customer_rows.append(
+                    {
+                        "customer_id": cid,
+                        "traits": _dumps(comp.traits),
+                        "trait_stamps": _dumps(comp.trait_stamps),
+                        "updated_at": now,
+                    }
+                )
             for old in sorted(comp.stored_ids - {cid}):
                 merges[old] = cid
+        if not persist:
+            return merges
         self.store.upsert(conn, identity_identifiers, ident_rows)
         self.store.upsert(conn, identity_customers, customer_rows)
         if merges:
@@ -294,9 +359,9 @@ class IdentityResolver:
     # building ----------------------------------------------------------------------
 
     @staticmethod
-    def _customer(graph: IdentityGraph, comp: Component) -> Customer:
+    def _customer(graph: IdentityGraph, comp: Component, name: str | None = None) -> Customer:
         return Customer(
-            customer_id=graph.customer_id(comp),
+            customer_id=name or graph.customer_id(comp),
             identifiers=comp.by_kind(),
             traits=dict(comp.traits),
         )

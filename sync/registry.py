@@ -21,11 +21,11 @@ def build_source(name: str, settings: SourceSettings, store: StateStore | None =
     if kind == "segment":
         from connectors.segment.source import SegmentSource
 
-        return SegmentSource(name, settings)
+        return SegmentSource(settings, name=name)
     if kind == "warehouse":
         from connectors.warehouse.source import WarehouseSource
 
-        return WarehouseSource(name, settings)
+        return WarehouseSource(settings, name=name)
     if kind == "inbox":
         from sync.ingest.source import InboxSource
 

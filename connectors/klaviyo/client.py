@@ -159,7 +159,8 @@ class KlaviyoClient:
 
         async def on_retry(error: BaseException) -> None:
             if isinstance(error, RateLimited):
-                limiter.pause(error.retry_after if error.retry_after is not None else 1.0)
+                wait = error.retry_after if error.retry_after is not None else 1.0
+                limiter.pause(min(wait, self.policy.max_delay))
 
         return await send(attempt, parse_error, self.policy, on_retry=on_retry)
 

@@ -44,30 +44,34 @@ EVENT_DEFAULTS: Mapping[str, FieldSpec] = {
     "properties": FieldSpec(path=["properties"]),
     "value": FieldSpec(path=["properties.revenue", "properties.total", "properties.value"]),
     "value_currency": FieldSpec(path=["properties.currency"]),
-    "time": FieldSpec(path=["timestamp"]),
+    "time": FieldSpec(path=["timestamp", "originalTimestamp"]),
     "unique_id": FieldSpec(path=["messageId"], required=True),
     **IDENTIFIER_DEFAULTS,
 }
 """Field defaults of `track_event` and `placed_order`."""
 
+
+def traits(*names: str) -> FieldSpec:
+    """A spec reading `traits.<name>`, then `context.traits.<name>`, for each name in order."""
+    return FieldSpec(path=[f"{where}.{n}" for where in ("traits", "context.traits") for n in names])
+
+
 PROFILE_DEFAULTS: Mapping[str, FieldSpec] = {
     **{k: v for k, v in IDENTIFIER_DEFAULTS.items() if k != "anonymous_id"},
-    "first_name": FieldSpec(path=["traits.first_name", "traits.firstName"]),
-    "last_name": FieldSpec(path=["traits.last_name", "traits.lastName"]),
-    "organization": FieldSpec(
-        path=["traits.company.name", "traits.company", "traits.organization"]
-    ),
-    "title": FieldSpec(path=["traits.title"]),
-    "image": FieldSpec(path=["traits.avatar", "traits.image"]),
-    "locale": FieldSpec(path=["traits.locale", "context.locale"]),
-    "location.address1": FieldSpec(path=["traits.address.street", "traits.street"]),
-    "location.city": FieldSpec(path=["traits.address.city", "traits.city"]),
-    "location.region": FieldSpec(path=["traits.address.state", "traits.region", "traits.state"]),
-    "location.zip": FieldSpec(path=["traits.address.postal_code", "traits.zip"]),
-    "location.country": FieldSpec(path=["traits.address.country", "traits.country"]),
+    "first_name": traits("first_name", "firstName", "firstname"),
+    "last_name": traits("last_name", "lastName", "lastname"),
+    "organization": traits("company.name", "company", "organization"),
+    "title": traits("title"),
+    "image": traits("avatar", "image"),
+    "locale": FieldSpec(path=["traits.locale", "context.traits.locale", "context.locale"]),
+    "location.address1": traits("address.street", "street"),
+    "location.city": traits("address.city", "city"),
+    "location.region": traits("address.state", "region", "state"),
+    "location.zip": traits("address.postal_code", "zip", "postal_code"),
+    "location.country": traits("address.country", "country"),
     "location.ip": FieldSpec(path=["context.ip"]),
     "location.timezone": FieldSpec(path=["context.timezone"]),
-    "properties": FieldSpec(path=["traits"]),
+    "properties": FieldSpec(path=["traits", "context.traits"]),
 }
 """Field defaults of `upsert_profile`; `properties` takes every trait not mapped above."""
 
@@ -77,6 +81,8 @@ PROFILE_TRAIT_EXCLUDES = frozenset(
         "phone",
         "first_name",
         "firstName",
+        "firstname",
+        "lastname",
         "last_name",
         "lastName",
         "title",
@@ -88,6 +94,7 @@ PROFILE_TRAIT_EXCLUDES = frozenset(
         "region",
         "state",
         "zip",
+        "postal_code",
         "country",
         "company",
         "organization",

@@ -67,10 +67,11 @@ class KlaviyoDestination:
             "add_to_list": JobSink(self.client, add_to_list, polled=True),
         }
         self._outcomes: list[Outcome] = []
+        self._renames = MapContext.build(settings, clock(), name).renames
 
     def map(self, message: Message, customer: Customer | None) -> MapResult:
         """Records (or mapping rejects) of every enabled action that takes this message."""
-        ctx = MapContext(self.settings, self.clock(), self.name)
+        ctx = MapContext(self.settings, self.clock(), self.name, self._renames)
         out: MapResult = []
         for name in self.settings.actions:
             module = ACTIONS[name]

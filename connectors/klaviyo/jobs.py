@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Hashable, Sequence
 from types import ModuleType
@@ -129,14 +130,22 @@ class ProfileSink(Sink):
             return await self._update(record, known)
         return acknowledged(record, **_learned(response))
 
-    async def _update(self, record: Record, known: str) -> Outcome:
-        request = upsert_profile.build_update(record, known)
+    async def _update(self, record: Record, known: str, *, identifiers: bool = True) -> Outcome:
+        request = upsert_profile.build_update(record, known, identifiers=identifiers)
         try:
             await self.client.call(
                 request.operation_id, body=request.body, path=request.path_params
             )
         except RejectedPayload as exc:
-            return rejected(record, exc.detail, field_of(exc.pointer))
+            other = upsert_profile.duplicate_profile_id(exc.body) if exc.status == 409 else None
+            if other is None or not identifiers:
+                return rejected(record, exc.detail, field_of(exc.pointer))
+            # The identifiers are split over two Klaviyo profiles: update the one Klaviyo
+            # named with everything but the identifiers, and say so (no duplicate).
+            outcome = await self._update(record, known, identifiers=False)
+            note = f"identifiers left unchanged: they also belong to Klaviyo profile {other}"
+            reason = f"{outcome.reason}; {note}" if outcome.reason else note
+            return dataclasses.replace(outcome, reason=reason)
         return acknowledged(record, klaviyo_profile_id=known)
 
     async def _bulk(self, records: list[Record]) -> list[Outcome]:

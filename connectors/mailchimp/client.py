@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -24,6 +26,12 @@ from connectors.mailchimp.errors import classify_403, parse_problem
 from connectors.mailchimp.settings import MailchimpSettings
 
 USER_AGENT = "espbridge-mailchimp/0.1"
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    # Building a TLS context loads the CA bundle (~50 ms); one per process is enough.
+    return ssl.create_default_context()
 
 
 class UncertainDelivery(ESPError):
@@ -82,8 +90,11 @@ class ConnectionSlots:
                 loop, future = self._waiters.popleft()
                 if future.done():
                     continue
+                try:
+                    loop.call_soon_threadsafe(_wake, future)
+                except RuntimeError:  # the waiter's event loop is closed: it is gone
+                    continue
                 self._granted.add(future)
-                loop.call_soon_threadsafe(_wake, future)
                 return
             self._in_use -= 1
 
@@ -188,8 +199,10 @@ class MailchimpClient:
             timeout=settings.timeout_seconds,
             transport=transport,
             limits=limits,
+            verify=_tls(),
         )
-        self._plain = httpx.AsyncClient(timeout=settings.timeout_seconds, transport=transport)
+        self._transport = transport
+        self._plain: httpx.AsyncClient | None = None
 
     def url(self, path: str) -> str:
         """Absolute URL of an API path such as `/lists/abc/members`."""
@@ -258,6 +271,10 @@ class MailchimpClient:
         """Fetch a batch results archive (a pre-signed URL: no API credential sent)."""
 
         async def attempt() -> httpx.Response:
+            if self._plain is None:
+                self._plain = httpx.AsyncClient(
+                    timeout=self.settings.timeout_seconds, transport=self._transport, verify=_tls()
+                )
             try:
                 return await self._plain.get(url)
             except httpx.TransportError as exc:
@@ -269,4 +286,5 @@ class MailchimpClient:
     async def aclose(self) -> None:
         """Close both connection pools."""
         await self._http.aclose()
-        await self._plain.aclose()
+        if self._plain is not None:
+            await self._plain.aclose()

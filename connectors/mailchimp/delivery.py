@@ -17,6 +17,7 @@ from connectors.base import Outcome, OutcomeStatus, Record
 from connectors.errors import RejectedPayload, TransportFailure
 from connectors.mailchimp.actions import (
     ApiRequest,
+    audience_of,
     journey_trigger,
     member_event,
     tags,
@@ -83,7 +84,7 @@ class Delivery:
         """PUT the member (idempotent)."""
         s = self.settings
         request = upsert_member.build_request(
-            s.list_id, record.fields, s.status_if_new, s.skip_merge_validation
+            self.audience(record), record.fields, s.status_if_new, s.skip_merge_validation
         )
         try:
             body = await self._call(request)
@@ -96,19 +97,23 @@ class Delivery:
 
     async def tags(self, record: Record) -> Outcome:
         """Set tags active/inactive (idempotent)."""
-        request = tags.build_request(self.settings.list_id, record.fields, self.settings.is_syncing)
+        request = tags.build_request(self.audience(record), record.fields, self.settings.is_syncing)
         try:
             await self._call(request)
         except RejectedPayload as error:
             return _reject_from(record, error)
         return acknowledged(record)
 
-    async def find_event(self, email: str, key: str, names: set[str]) -> set[str]:
+    def audience(self, record: Record) -> str:
+        """The record's audience (its own `list_id`, else the destination's)."""
+        return audience_of(record.fields, self.settings.list_id)
+
+    async def find_event(self, list_id: str, email: str, key: str, names: set[str]) -> set[str]:
         """Which of `names` the member has an event of, carrying `key`."""
         found: set[str] = set()
         for page_number in range(MAX_READ_PAGES):
             request = member_event.build_read_request(
-                self.settings.list_id, email, page_number * member_event.READ_PAGE
+                list_id, email, page_number * member_event.READ_PAGE
             )
             try:
                 page = await self._call(request)
@@ -123,16 +128,24 @@ class Delivery:
         return found
 
     async def post_event_once(
-        self, request: ApiRequest, email: str, key: str, name: str, uncertain: bool
+        self, request: ApiRequest, member: tuple[str, str], key: str, name: str, uncertain: bool
     ) -> None:
         """POST an event unless the member already has it; read back after a lost answer.
+
+        Args:
+            request: The event POST.
+            member: (audience, email) whose events are read back.
+            key: The record key, carried in the event's `espbridge_key`.
+            name: The event name to look for.
+            uncertain: Read back before the first send (the ledger holds it pending).
 
         Raises:
             RejectedPayload: Mailchimp refused the event.
             TransportFailure: Answers kept being lost (the record stays pending).
         """
+        list_id, email = member
         for _ in range(self.settings.retry.uncertain_resends + 1):
-            if uncertain and await self.find_event(email, key, {name}):
+            if uncertain and await self.find_event(list_id, email, key, {name}):
                 return
             try:
                 await self._call(request, idempotent=False)
@@ -144,12 +157,16 @@ class Delivery:
     async def member_event(self, record: Record) -> Outcome:
         """POST a member event exactly once."""
         request = member_event.build_request(
-            self.settings.list_id, record.fields, self.settings.is_syncing
+            self.audience(record), record.fields, self.settings.is_syncing
         )
         fields = record.fields
         try:
             await self.post_event_once(
-                request, fields["email"], record.key, fields["name"], record.uncertain
+                request,
+                (self.audience(record), fields["email"]),
+                record.key,
+                fields["name"],
+                record.uncertain,
             )
         except RejectedPayload as error:
             return _reject_from(record, error)
@@ -163,19 +180,21 @@ class Delivery:
     async def journey_trigger(self, record: Record) -> Outcome:
         """Trigger a journey step, bracketed by intent/sent marker events."""
         f, key = record.fields, record.key
-        list_id = self.settings.list_id
+        list_id = self.audience(record)
         intent, sent = journey_trigger.INTENT_MARKER, journey_trigger.SENT_MARKER
+        markers: set[str] = set()
         if record.uncertain:
-            markers = await self.find_event(f["email"], key, {intent, sent})
+            markers = await self.find_event(list_id, f["email"], key, {intent, sent})
             if sent in markers:
                 return acknowledged(record)
             if intent in markers and self.settings.journey_unconfirmed == "reject":
                 return self._unconfirmed(record)
-        try:
-            marker = journey_trigger.marker_request(list_id, f, key, intent)
-            await self.post_event_once(marker, f["email"], key, intent, record.uncertain)
-        except RejectedPayload as error:
-            return rejected(record, f"member not reachable for the trigger: {error.detail}")
+        if intent not in markers:
+            try:
+                marker = journey_trigger.marker_request(list_id, f, key, intent)
+                await self.post_event_once(marker, (list_id, f["email"]), key, intent, False)
+            except RejectedPayload as error:
+                return rejected(record, f"member not reachable for the trigger: {error.detail}")
         for _ in range(self.settings.retry.uncertain_resends + 1):
             try:
                 await self._call(journey_trigger.build_request(f), idempotent=False)
@@ -190,5 +209,5 @@ class Delivery:
         marker = journey_trigger.marker_request(list_id, f, key, sent)
         # The trigger itself was accepted; a refused marker only loses the read-back.
         with contextlib.suppress(RejectedPayload):
-            await self.post_event_once(marker, f["email"], key, sent, False)
+            await self.post_event_once(marker, (list_id, f["email"]), key, sent, False)
         return acknowledged(record)

@@ -122,6 +122,8 @@ class MailchimpDestination:
                 out.append(self._reject(message, key, action, str(exc)))
                 continue
             if fields is not None:
+                if resolved.values.get("list_id"):
+                    fields["list_id"] = str(resolved.values["list_id"])
                 out.append(Record(key, action, fields, message.source_ref, message.timestamp))
         return out
 
@@ -149,10 +151,11 @@ class MailchimpDestination:
         if merge.missing:
             tag = merge.missing[0]
             raise MappingReject(f"merge_fields.{tag}", "required merge field is blank")
-        fields["merge_fields"] = {
+        converted = {
             tag: convert(tag, self.settings.merge_fields[tag], value)
             for tag, value in merge.values.items()
         }
+        fields["merge_fields"] = {tag: v for tag, v in converted.items() if v is not None}
         if resolved.values.get("language"):
             fields["language"] = str(resolved.values["language"])
         return fields

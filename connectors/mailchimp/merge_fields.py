@@ -133,7 +133,7 @@ def _strftime(date_format: str) -> str:
     return pattern
 
 
-def _address(spec: MergeFieldSpec, tag: str, value: Any) -> dict[str, str]:
+def _address(spec: MergeFieldSpec, tag: str, value: Any) -> dict[str, str] | None:
     if not isinstance(value, Mapping):
         raise MergeFieldError(tag, "expected an address object")
     out: dict[str, str] = {}
@@ -143,6 +143,8 @@ def _address(spec: MergeFieldSpec, tag: str, value: Any) -> dict[str, str]:
             if found not in (None, ""):
                 out[key] = _text(found)
                 break
+    if not out:
+        return None  # an object without any address part is no address at all
     if "country" not in out and spec.default_country:
         out["country"] = spec.default_country
     missing = [key for key in _ADDRESS_REQUIRED if key not in out]
@@ -175,6 +177,10 @@ def convert(tag: str, spec: MergeFieldSpec, value: Any) -> Any:
         tag: The merge tag, for error messages.
         spec: The declared field (type, date_format, default_country).
         value: The resolved, non-blank value.
+
+    Returns:
+        The value to send, or None when there is nothing to send (an object with no
+        address part at all).
 
     Raises:
         MergeFieldError: The value cannot be stored in that field type.

@@ -184,6 +184,16 @@ class MailchimpSettings(StrictModel):
         for name in [*self.actions, *self.mapping]:
             if name not in ACTION_NAMES:
                 raise ValueError(f"unknown action {name!r}; expected one of {ACTION_NAMES}")
+        # Imported here: the action modules import this one.
+        from connectors.mailchimp.destination import ACTIONS
+
+        for action, fields in self.mapping.items():
+            known = ACTIONS[action].FIELDS
+            for field in fields:
+                if field not in known:
+                    raise ValueError(
+                        f"mapping.{action}.{field}: unknown field; expected one of {sorted(known)}"
+                    )
         return self
 
     @property

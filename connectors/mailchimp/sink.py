@@ -17,7 +17,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from connectors.base import Outcome, OutcomeStatus, Record
 from connectors.errors import RejectedPayload
-from connectors.mailchimp.actions import batch_operations, batch_subscribe, upsert_member
+from connectors.mailchimp.actions import (
+    audience_of,
+    batch_operations,
+    batch_subscribe,
+    upsert_member,
+)
 from connectors.mailchimp.client import MailchimpClient
 from connectors.mailchimp.delivery import Delivery, acknowledged, rejected
 from connectors.mailchimp.settings import MailchimpSettings
@@ -36,7 +41,7 @@ class MailchimpSink:
         self._oldest: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._outcomes: list[Outcome] = []
-        self._ready: dict[str, asyncio.Future[None]] = {}
+        self._ready: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     async def process_record(self, record: Record) -> None:
         """Queue one record; flush when the queue is full or its oldest record is old."""
@@ -55,10 +60,12 @@ class MailchimpSink:
         loop = asyncio.get_running_loop()
         for record in records:
             if record.action == upsert_member.NAME:
-                self._ready[record.fields["email"]] = loop.create_future()
+                self._ready[self._member(record)] = loop.create_future()
         self._tasks.append(asyncio.create_task(self.process_batch(records)))
-        while sum(not task.done() for task in self._tasks) > MAX_BATCHES_IN_FLIGHT:
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        running = [task for task in self._tasks if not task.done()]
+        while len(running) > MAX_BATCHES_IN_FLIGHT:
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            running = [task for task in running if not task.done()]
         await self._reap(wait=False)
 
     async def drain(self) -> list[Outcome]:
@@ -78,35 +85,47 @@ class MailchimpSink:
 
     async def process_batch(self, records: Sequence[Record]) -> None:
         """Send one batch of records and collect their outcomes."""
-        threshold = self.settings.batch.operations_threshold
-        if threshold is not None and len(records) >= threshold:
-            records = await self._via_batches(records)
-        upserts = [r for r in records if r.action == upsert_member.NAME]
-        others = [r for r in records if r.action != upsert_member.NAME]
-        await asyncio.gather(self._upserts(upserts), *(self._after_member(r) for r in others))
+        all_upserts = [r for r in records if r.action == upsert_member.NAME]
+        try:
+            threshold = self.settings.batch.operations_threshold
+            if threshold is not None and len(records) >= threshold:
+                records = await self._via_batches(records)
+                left = {r.key for r in records}
+                for record in all_upserts:
+                    if record.key not in left:
+                        self._member_done(record)
+            upserts = [r for r in records if r.action == upsert_member.NAME]
+            others = [r for r in records if r.action != upsert_member.NAME]
+            await asyncio.gather(self._upserts(upserts), *(self._after_member(r) for r in others))
+        finally:
+            for record in all_upserts:  # never leave a later record waiting on a failed batch
+                self._member_done(record)
+
+    def _member(self, record: Record) -> tuple[str, str]:
+        return audience_of(record.fields, self.settings.list_id), record.fields["email"]
 
     async def _after_member(self, record: Record) -> None:
-        ready = self._ready.get(record.fields["email"])
+        ready = self._ready.get(self._member(record))
         if ready is not None:
             await asyncio.shield(ready)
         self._outcomes.append(await self.delivery.send(record))
 
     def _member_done(self, record: Record) -> None:
-        email = record.fields["email"]
-        ready = self._ready.get(email)
+        member = self._member(record)
+        ready = self._ready.get(member)
         if ready is not None and not ready.done():
             ready.set_result(None)
-            del self._ready[email]
+            del self._ready[member]
 
     async def _upserts(self, records: Sequence[Record]) -> None:
         try:
-            first: dict[str, Record] = {}
+            first: dict[tuple[str, str], Record] = {}
             repeats: list[Record] = []
             for record in records:
-                if record.fields["email"] in first:
+                if self._member(record) in first:
                     repeats.append(record)
                 else:
-                    first[record.fields["email"]] = record
+                    first[self._member(record)] = record
             unique = list(first.values())
             if len(unique) >= self.settings.batch.batch_subscribe_min:
                 await self._batch_subscribe(unique)
@@ -131,17 +150,25 @@ class MailchimpSink:
         self._outcomes.append(outcome)
 
     async def _batch_subscribe(self, records: Sequence[Record]) -> None:
+        """Batch subscribe calls grouped by audience, spread over the connections."""
         per_request = min(
             self.settings.batch.members_per_request,
             max(1, math.ceil(len(records) / self.settings.max_connections)),
         )
-        chunks = [records[i : i + per_request] for i in range(0, len(records), per_request)]
-        await asyncio.gather(*(self._subscribe_chunk(chunk) for chunk in chunks))
+        by_audience: dict[str, list[Record]] = {}
+        for record in records:
+            by_audience.setdefault(self._member(record)[0], []).append(record)
+        chunks = [
+            (list_id, group[i : i + per_request])
+            for list_id, group in by_audience.items()
+            for i in range(0, len(group), per_request)
+        ]
+        await asyncio.gather(*(self._subscribe_chunk(*chunk) for chunk in chunks))
 
-    async def _subscribe_chunk(self, records: Sequence[Record]) -> None:
+    async def _subscribe_chunk(self, list_id: str, records: Sequence[Record]) -> None:
         s = self.settings
         request = batch_subscribe.build_request(
-            s.list_id, [r.fields for r in records], s.status_if_new, s.skip_merge_validation
+            list_id, [r.fields for r in records], s.status_if_new, s.skip_merge_validation
         )
         try:
             response = await self.client.request(

@@ -67,7 +67,7 @@ class _Run:
         ref = self.writer.write(line, received)
         self.lines += 1
         if self.stage is not None:
-            self.stage.add(msg)
+            self.stage.add(msg, line)
         if special == "duplicate" or (may_repeat and special is None and self.rng.random() < 0.002):
             self.writer.write(line, received)
             self.lines += 1

@@ -122,12 +122,15 @@ class SegmentSource:
 
     def list_files(self) -> list[LogFile]:
         """List the log files under the root with their sizes, in name order."""
+        self._fs.invalidate_cache()  # a long-lived source must see new files on every read
         try:
             found = self._fs.glob(f"{self._root}/{self.settings.pattern}", detail=True)
         except FileNotFoundError:
             raise SourceError(f"{self.settings.path}: no such folder") from None
         except OSError as exc:
             raise SourceError(f"{self.settings.path}: cannot list: {exc}") from exc
+        if not found and not self._fs.exists(self._root):
+            raise SourceError(f"{self.settings.path}: no such folder")
         files = []
         prefix = len(self._root) + 1
         for path, info in found.items():
@@ -167,6 +170,9 @@ class SegmentSource:
             position = state.files.get(log_file.name)
             if position is not None and position.complete_size == log_file.size:
                 continue
+            if position is not None and not log_file.gzipped and position.offset > log_file.size:
+                log.warning("%s shrank below the offset read: reading it again", log_file.name)
+                del state.files[log_file.name]
             yield from self._read_file(log_file, state, batch, recent, batch_size)
         if seal is not None:
             state.seal(seal)

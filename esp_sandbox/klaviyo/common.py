@@ -13,7 +13,12 @@ from esp_sandbox.context import SandboxContext
 from esp_sandbox.klaviyo.errors import JSONAPI, KlaviyoError
 from esp_sandbox.klaviyo.spec import KlaviyoSpec
 from esp_sandbox.klaviyo.store import KlaviyoStore
-from esp_sandbox.klaviyo.validate import check_payload_size, long_strings, raise_issues
+from esp_sandbox.klaviyo.validate import (
+    MAX_STRING_BYTES,
+    check_payload_size,
+    long_strings,
+    raise_issues,
+)
 
 
 @dataclass
@@ -47,7 +52,8 @@ async def read_body(
     checked = older_revision_view(body, template, revision) if deps.revision_deltas else body
     issues = deps.spec.check_request(template, request.method, checked)
     raise_issues(issues[:20])
-    raise_issues(long_strings(body)[:20])
+    if len(raw) > MAX_STRING_BYTES:  # a shorter body cannot hold a too-long string
+        raise_issues(long_strings(body)[:20])
     return body
 
 
@@ -126,7 +132,7 @@ def page_params(request: Request, default: int = 20, maximum: int = 100) -> tupl
 def collection_links(request: Request, offset: int, size: int, total: int) -> dict[str, Any]:
     """`self`, and `next`/`prev` cursors (the sandbox's cursor is an opaque offset)."""
     url = request.url.remove_query_params(["page[cursor]"])
-    links: dict[str, Any] = {"self": str(request.url), "next": None, "prev": None}
+    links: dict[str, Any] = {"self": str(request.url)}
     if offset + size < total:
         links["next"] = str(url.include_query_params(**{"page[cursor]": str(offset + size)}))
     if offset > 0:

@@ -12,7 +12,7 @@ from esp_sandbox.klaviyo.common import Deps, accepted, read_body
 from esp_sandbox.klaviyo.errors import KlaviyoError, error_object
 from esp_sandbox.klaviyo.identity import identifiers_of, write_profile
 from esp_sandbox.klaviyo.spec import BodyIssue
-from esp_sandbox.klaviyo.store import Event
+from esp_sandbox.klaviyo.store import Event, Profile
 from esp_sandbox.klaviyo.validate import (
     event_issues,
     has_identifier,
@@ -45,7 +45,8 @@ def router(deps: Deps) -> APIRouter:
         raise_issues(issues)
         with deps.store.lock:
             meta = profile.get("attributes", {}).get("meta") or profile.get("meta")
-            _record(deps, profile, meta, attrs, via="create_event", backfill=None)
+            target = _upsert_profile(deps, profile, meta)
+            _record(deps, target, attrs, via="create_event", backfill=None)
         return accepted()
 
     @api.post(BULK)
@@ -57,11 +58,11 @@ def router(deps: Deps) -> APIRouter:
             for group in groups:
                 g_attrs = group["attributes"]
                 profile = g_attrs["profile"]["data"]
+                target = _upsert_profile(deps, profile, profile.get("meta"))
                 for event in g_attrs["events"]["data"]:
                     _record(
                         deps,
-                        profile,
-                        profile.get("meta"),
+                        target,
                         event["attributes"],
                         via="bulk_create_events",
                         backfill=g_attrs.get("backfill"),
@@ -97,6 +98,10 @@ def _check_bulk(deps: Deps, request: Request, groups: list[dict[str, Any]]) -> N
         base = f"/data/attributes/events-bulk-create/data/{g_index}/attributes"
         profile = group["attributes"]["profile"]["data"]
         issues += _profile_issues(profile, f"{base}/profile/data")
+        if profile.get("id") and profile["id"] not in deps.store.profiles:
+            issues.append(
+                BodyIssue(f"{base}/profile/data/id", f"Profile '{profile['id']}' does not exist.")
+            )
         who = _profile_key(profile)
         for e_index, event in enumerate(group["attributes"]["events"]["data"]):
             pointer = f"{base}/events/data/{e_index}/attributes"
@@ -137,24 +142,23 @@ def _profile_key(profile: dict[str, Any]) -> str:
     return "?"
 
 
-def _record(
-    deps: Deps,
-    profile: dict[str, Any],
-    meta: dict[str, Any] | None,
-    attrs: dict[str, Any],
-    *,
-    via: str,
-    backfill: bool | None,
-) -> None:
-    """Upsert the event's profile and store the event unless it is a duplicate."""
-    ctx = deps.ctx
+def _upsert_profile(deps: Deps, profile: dict[str, Any], meta: dict[str, Any] | None) -> Profile:
+    """Create or update the profile an event names (events may create profiles)."""
     p_attrs = {k: v for k, v in (profile.get("attributes") or {}).items() if k != "meta"}
     profile_id = profile.get("id")
     if profile_id and profile_id not in deps.store.profiles:
         raise KlaviyoError(
             404, "not_found", f"Profile '{profile_id}' does not exist.", pointer="/data/id"
         )
-    target, _ = write_profile(deps.store, ctx, profile_id, p_attrs, meta, mode="event")
+    target, _ = write_profile(deps.store, deps.ctx, profile_id, p_attrs, meta, mode="event")
+    return target
+
+
+def _record(
+    deps: Deps, target: Profile, attrs: dict[str, Any], *, via: str, backfill: bool | None
+) -> None:
+    """Store one event for `target` unless (profile, metric, unique_id) was seen."""
+    ctx = deps.ctx
     received = ctx.clock.now()
     when = _event_time(attrs.get("time"), received)
     unique_id = attrs.get("unique_id")

@@ -8,6 +8,7 @@ instead (and `Retry-After-Ms` when time_scale > 1, see docs/readme/sandbox.md).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -167,7 +168,8 @@ class KlaviyoGate:
     async def _throttle(self, send: Send, verdict: Verdict) -> None:
         headers = [(b"retry-after", verdict.retry_after_header.encode())]
         if self.ctx.clock.time_scale > 1:
-            headers.append((b"retry-after-ms", f"{verdict.retry_after_s * 1000:.0f}".encode()))
+            millis = max(1, math.ceil(verdict.retry_after_s * 1000))
+            headers.append((b"retry-after-ms", str(millis).encode()))
         seconds = verdict.retry_after_header
         unit = "second" if seconds == "1" else "seconds"
         detail = f"Request was throttled. Expected available in {seconds} {unit}."

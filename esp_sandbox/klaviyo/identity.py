@@ -66,10 +66,8 @@ def _apply_identifiers(
 ) -> None:
     for name, value in ids.items():
         if name == "anonymous_id":
-            if value and value not in profile.anonymous_ids:
-                owner = store.find(name, value)
-                if owner is None:
-                    profile.anonymous_ids.append(value)
+            if value and store.find(name, value) is None:
+                store.set_identifier(profile, name, value)
             continue
         if only_free and value is not None:
             owner = store.find(name, value)
@@ -77,7 +75,7 @@ def _apply_identifiers(
                 continue
         if only_free and value is None:
             continue
-        setattr(profile, name, value)
+        store.set_identifier(profile, name, value)
 
 
 def _apply_fields(profile: Profile, attrs: dict[str, Any]) -> None:
@@ -131,7 +129,7 @@ def profile_resource(profile: Profile, base_url: str) -> dict[str, Any]:
             "image": attrs.get("image"),
             "created": profile.created,
             "updated": profile.updated,
-            "last_event_date": None,
+            "last_event_date": profile.last_event_date,
             "location": {key: location.get(key) for key in _LOCATION_KEYS},
             "properties": profile.properties,
         },

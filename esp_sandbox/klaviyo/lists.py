@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from esp_sandbox.klaviyo.common import (
@@ -74,10 +76,31 @@ def router(deps: Deps) -> APIRouter:
     return api
 
 
-def new_list(deps: Deps, name: str, opt_in_process: str) -> KList:
-    """Create and store a list."""
+def introspection_router(deps: Deps) -> APIRouter:
+    """`POST /_sandbox/klaviyo/lists`: add a list with a given id `{id, name?, opt_in_process?}`."""
+    api = APIRouter()
+
+    @api.post("/lists", status_code=201)
+    async def seed_list(request: Request) -> dict[str, Any]:
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(400, f"body must be JSON: {exc}") from exc
+        if not isinstance(payload, dict) or not payload.get("id"):
+            raise HTTPException(400, "list needs an 'id'")
+        opt_in = str(payload.get("opt_in_process") or "single_opt_in")
+        with deps.store.lock:
+            klist = new_list(deps, str(payload.get("name") or payload["id"]), opt_in, payload["id"])
+        return asdict(klist)
+
+    return api
+
+
+def new_list(deps: Deps, name: str, opt_in_process: str, list_id: str | None = None) -> KList:
+    """Create and store a list (random Klaviyo-style id unless one is given)."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"
     klist = KList(
-        id=deps.ctx.new_id(6, "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"),
+        id=list_id or deps.ctx.new_id(6, alphabet),
         name=name,
         opt_in_process=opt_in_process,
         created=deps.ctx.clock.now().isoformat(),

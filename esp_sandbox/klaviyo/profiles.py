@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from esp_sandbox.klaviyo.common import (
@@ -139,6 +140,34 @@ def router(deps: Deps) -> APIRouter:
                 "links": collection_links(request, offset, size, len(chosen)),
             }
         return jsonapi(payload)
+
+    return api
+
+
+def introspection_router(deps: Deps) -> APIRouter:
+    """`POST /_sandbox/klaviyo/profiles`: seed a profile with a chosen id `{id, attributes}`."""
+    api = APIRouter()
+
+    @api.post("/profiles", status_code=201)
+    async def seed_profile(request: Request) -> dict[str, Any]:
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(400, f"body must be JSON: {exc}") from exc
+        if not isinstance(payload, dict) or not isinstance(payload.get("attributes", {}), dict):
+            raise HTTPException(400, "profile needs an object 'attributes'")
+        with deps.store.lock:
+            profile_id = str(payload.get("id") or "01" + deps.ctx.new_id(24))
+            if profile_id not in deps.store.profiles:
+                now = deps.ctx.clock.now().isoformat()
+                deps.store.profiles[profile_id] = Profile(id=profile_id, created=now, updated=now)
+            try:
+                profile, _ = write_profile(
+                    deps.store, deps.ctx, profile_id, payload.get("attributes", {}), None, "patch"
+                )
+            except IdentifierConflict as exc:
+                raise HTTPException(409, str(exc)) from exc
+        return profile_resource(profile, base_url(request))
 
     return api
 

@@ -51,6 +51,7 @@ class Profile:
     attributes: dict[str, Any] = field(default_factory=dict)
     properties: dict[str, Any] = field(default_factory=dict)
     subscriptions: dict[str, Any] = field(default_factory=dict)
+    last_event_date: str | None = None
 
     def identifier(self, name: str) -> str | None:
         """Current value of an identifier field."""
@@ -102,21 +103,28 @@ class KlaviyoStore:
         self.templates: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, Any] = {}
         self.subscription_jobs: list[dict[str, Any]] = []
+        self._index: dict[tuple[str, str], str] = {}
 
     def find(self, name: str, value: str | None) -> Profile | None:
         """The profile owning identifier `name` = `value`, if any."""
         if value is None:
             return None
-        needle = value.lower() if name == "email" else value
-        for profile in self.profiles.values():
-            if name == "anonymous_id":
-                if needle in profile.anonymous_ids:
-                    return profile
-            elif (current := profile.identifier(name)) is not None and (
-                current.lower() if name == "email" else current
-            ) == needle:
-                return profile
-        return None
+        owner = self._index.get((name, _key(name, value)))
+        return self.profiles.get(owner) if owner else None
+
+    def set_identifier(self, profile: Profile, name: str, value: str | None) -> None:
+        """Set (or clear, with None) one identifier, keeping the lookup index in step."""
+        if name == "anonymous_id":
+            if value is not None and value not in profile.anonymous_ids:
+                profile.anonymous_ids.append(value)
+                self._index[(name, value)] = profile.id
+            return
+        old = profile.identifier(name)
+        if old is not None:
+            self._index.pop((name, _key(name, old)), None)
+        setattr(profile, name, value)
+        if value is not None:
+            self._index[(name, _key(name, value))] = profile.id
 
     def resolve(self, profile_id: str | None, identifiers: dict[str, str]) -> Profile | None:
         """The existing profile a set of identifiers refers to (id first)."""
@@ -143,6 +151,9 @@ class KlaviyoStore:
             return False
         self.event_keys.add(key)
         self.events.append(event)
+        profile = self.profiles.get(event.profile_id)
+        if profile is not None and (profile.last_event_date or "") < event.time:
+            profile.last_event_date = event.time
         return True
 
     def snapshot(self, now: datetime) -> dict[str, Any]:
@@ -164,6 +175,11 @@ class KlaviyoStore:
             "bulk_import_jobs": [job.view(now) for job in self.jobs.values()],
             "templates": list(self.templates.values()),
         }
+
+
+def _key(name: str, value: str) -> str:
+    """Index key: emails match case-insensitively."""
+    return value.lower() if name == "email" else value
 
 
 def _profile_view(profile: Profile) -> dict[str, Any]:

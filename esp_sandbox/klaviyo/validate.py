@@ -17,6 +17,8 @@ MAX_STRING_BYTES = 100 * 1024
 MAX_EVENT_PROPERTIES = 400
 MAX_METRIC_NAME = 127
 EARLIEST_EVENT = datetime(1990, 1, 1, tzinfo=UTC)
+_PHONE_NOISE = re.compile(r"[\s().\-]")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
 
@@ -39,16 +41,22 @@ def parse_time(value: str) -> datetime | None:
 
 
 def normalize_phone(value: str) -> str | None:
-    """E.164 form of a phone number given with its `+` country code, or None if invalid."""
-    if not value.strip().startswith("+"):
+    """E.164 form of a phone number, or None when it is not one.
+
+    The number must carry its `+` country code (a known one) and 7 to 15
+    digits; spaces, dashes, dots and brackets are tolerated and dropped. Whether
+    the number is actually assignable is not checked (peers send test numbers).
+    """
+    compact = _PHONE_NOISE.sub("", value)
+    if not _E164.match(compact):
         return None
     try:
-        number = phonenumbers.parse(value, None)
+        number = phonenumbers.parse(compact, None)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    if phonenumbers.region_code_for_country_code(number.country_code or 0) == "ZZ":
         return None
-    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return compact
 
 
 def identifier_issues(attrs: dict[str, Any], pointer: str) -> list[BodyIssue]:
@@ -109,6 +117,8 @@ def event_issues(attrs: dict[str, Any], pointer: str, now: datetime) -> list[Bod
 
 def long_strings(node: Any, pointer: str = "") -> list[BodyIssue]:
     """Every string longer than 100 KB (UTF-8), with its pointer."""
+    if not _has_long_string(node):
+        return []
     issues: list[BodyIssue] = []
     if isinstance(node, str):
         if len(node) * 4 > MAX_STRING_BYTES and len(node.encode()) > MAX_STRING_BYTES:
@@ -120,6 +130,21 @@ def long_strings(node: Any, pointer: str = "") -> list[BodyIssue]:
         for index, value in enumerate(node):
             issues += long_strings(value, f"{pointer}/{index}")
     return issues
+
+
+def _has_long_string(node: Any) -> bool:
+    """Cheap pre-scan (no pointers built): is any string over 100 KB?"""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if len(item) * 4 > MAX_STRING_BYTES and len(item.encode()) > MAX_STRING_BYTES:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def check_payload_size(raw: bytes, limit: int = MAX_PAYLOAD_BYTES) -> None:

@@ -7,6 +7,7 @@ it shares no code with `connectors/`. Mount `MailchimpSandbox(ctx).router`
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -100,7 +101,7 @@ class MailchimpSandbox:
                 "dc": self.ctx.config.mailchimp_dc,
                 "lists": {a.id: self._audience_snapshot(a.id) for a in self.store.lists.values()},
                 "journeys": [journeys.journey_json(j) for j in self.store.journeys.values()],
-                "journey_triggers": [t.__dict__ for t in self.store.triggers],
+                "journey_triggers": [asdict(t) for t in self.store.triggers],
                 "batches": [self.batches.batch_json(b) for b in self.store.batches.values()],
                 "connections": self.limiter.snapshot(),
             }

@@ -156,11 +156,10 @@ class BatchRunner:
     def _list(self, call: Call) -> Reply:
         self.advance()
         batches = list(self.store.batches.values())
-        offset, count = call.int_param("offset", 0), call.int_param("count", 10, 1000)
         return Reply(
             200,
             {
-                "batches": [self.batch_json(b) for b in batches[offset : offset + count]],
+                "batches": [self.batch_json(b) for b in call.page(batches)],
                 "total_items": len(batches),
                 "_links": [],
             },

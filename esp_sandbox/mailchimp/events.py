@@ -124,9 +124,8 @@ def install(
     def list_events(call: Call) -> Reply:
         audience = audience_of(call)
         member = find_member(audience, call.path_params["hash"])
-        count, offset = call.int_param("count", 10, 1000), call.int_param("offset", 0)
         ordered = sorted(member.events, key=lambda e: e.occurred_at, reverse=True)
-        page = ordered[offset : offset + count]
+        page = call.page(ordered)
         return Reply(
             200,
             {
@@ -146,14 +145,13 @@ def install(
     def list_tags(call: Call) -> Reply:
         audience = audience_of(call)
         member = find_member(audience, call.path_params["hash"])
-        count, offset = call.int_param("count", 10, 1000), call.int_param("offset", 0)
         items = [
             {"id": tid, "name": name, "date_added": added}
             for name, (tid, added) in member.tags.items()
         ]
         return Reply(
             200,
-            {"tags": items[offset : offset + count], "total_items": len(items), "_links": []},
+            {"tags": call.page(items), "total_items": len(items), "_links": []},
         )
 
     base = "/lists/{list_id}/members/{hash}"

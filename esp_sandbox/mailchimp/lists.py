@@ -122,11 +122,10 @@ def install(table: OperationTable, store: MailchimpStore) -> None:
 
     def get_lists(call: Call) -> Reply:
         lists = list(store.lists.values())
-        offset, count = call.int_param("offset", 0), call.int_param("count", 10, 1000)
         return Reply(
             200,
             {
-                "lists": [list_json(a) for a in lists[offset : offset + count]],
+                "lists": [list_json(a) for a in call.page(lists)],
                 "total_items": len(lists),
                 "constraints": {
                     "may_create": True,

@@ -41,11 +41,10 @@ def install(table: OperationTable, store: MailchimpStore, audience_of: AudienceO
         wanted = call.query.get("status")
         if wanted:
             members = [m for m in members if m.status == wanted]
-        offset, count = call.int_param("offset", 0), call.int_param("count", 10, 1000)
         return Reply(
             200,
             {
-                "members": [member_json(audience, m) for m in members[offset : offset + count]],
+                "members": [member_json(audience, m) for m in call.page(members)],
                 "list_id": audience.id,
                 "total_items": len(members),
                 "_links": [],

@@ -32,8 +32,18 @@ EMAIL_DETAIL = "Please provide a valid email address."
 
 
 def check_email(value: Any) -> str:
-    """The address, or 400 Invalid Resource when it is not a plausible email."""
-    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value.strip()):
+    """The address, or 400 Invalid Resource in the shape Mailchimp uses for each failure."""
+    if value is None:
+        raise errors.invalid(
+            errors.VALIDATION_DETAIL,
+            FieldError("", "Required fields were not provided: email_address"),
+            FieldError("email_address", "Schema describes string, NULL found instead"),
+        )
+    if not isinstance(value, str):
+        raise errors.schema_mismatch("email_address", "string", value)
+    if not value.strip():
+        raise errors.invalid_field("email_address", "This value should not be blank.")
+    if len(value) > 254 or not _EMAIL.match(value.strip()):
         raise errors.invalid(EMAIL_DETAIL, FieldError("email_address", EMAIL_DETAIL))
     return value.strip()
 
@@ -74,6 +84,16 @@ def merged_values(
         values = {}
     if not isinstance(values, dict):
         raise errors.schema_mismatch("merge_fields", "object", values)
+    # Schema level first: a merge value is a string, a number or an object (address).
+    untyped = [
+        FieldError(
+            f"merge_fields.{tag}", "Data did not match any of the schemas described in anyOf."
+        )
+        for tag, value in values.items()
+        if value is None or isinstance(value, (bool, list))
+    ]
+    if untyped:
+        raise errors.invalid(errors.VALIDATION_DETAIL, *untyped)
     result = dict(current)
     problems: list[FieldError] = []
     for tag, value in values.items():
@@ -154,6 +174,9 @@ def upsert(
             )
         values = merged_values(audience, body.get("merge_fields"), {}, skip_required)
         member = _new_member(store, email, chosen)
+        if existing is not None:  # an archived contact comes back with its history
+            member.tags, member.events = existing.tags, existing.events
+            member.status_history = [*existing.status_history, chosen]
         _apply_profile(member, body)
         member.merge_fields = values
         audience.members[key] = member

@@ -128,7 +128,7 @@ def check_value(field: MergeField, value: Any) -> tuple[Any, str | None]:
     Returns:
         (normalised value, None) when valid, else (value, error message).
     """
-    if value is None or value == "":
+    if value == "":
         return "", None
     checker = _CHECKERS.get(field.type, _check_text)
     return checker(field, value)
@@ -141,8 +141,6 @@ def _check_text(field: MergeField, value: Any) -> tuple[Any, str | None]:
 
 
 def _check_number(field: MergeField, value: Any) -> tuple[Any, str | None]:
-    if isinstance(value, bool):
-        return value, "Please enter a number"
     if isinstance(value, (int, float)):
         return value, None
     try:
@@ -238,9 +236,7 @@ def install(table: OperationTable, store: MailchimpStore, audience_of: Any) -> N
             fields = [f for f in fields if f.type == call.query["type"]]
         if call.query.get("required"):
             fields = [f for f in fields if f.required == call.flag("required")]
-        count = call.int_param("count", 10, 1000)
-        offset = call.int_param("offset", 0)
-        page = fields[offset : offset + count]
+        page = call.page(fields)
         return Reply(
             200,
             {

@@ -12,7 +12,7 @@ import asyncio
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
@@ -24,6 +24,8 @@ from esp_sandbox.mailchimp.auth import authenticate
 from esp_sandbox.mailchimp.errors import MailchimpError
 from esp_sandbox.mailchimp.limits import ConnectionLimiter
 from esp_sandbox.mailchimp.store import MailchimpStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,6 +56,11 @@ class Call:
         if value < 0 or (maximum is not None and value > maximum):
             raise errors.invalid_field(name, f"{name} must be between 0 and {maximum}")
         return value
+
+    def page(self, items: list[T]) -> list[T]:
+        """The slice of a collection that `count` (default 10, max 1000) and `offset` select."""
+        offset, count = self.int_param("offset", 0), self.int_param("count", 10, 1000)
+        return items[offset : offset + count]
 
     def object_body(self) -> dict[str, Any]:
         """The body as a JSON object, 400 otherwise."""

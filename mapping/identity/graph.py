@@ -35,7 +35,7 @@ Stamp = tuple[str, str]
 
 @dataclass(slots=True)
 class Seen:
-    """First and last event time an identifier was seen."""
+    """First and last event time an identifier was seen (at the hour, see `seen_time`)."""
 
     first: datetime
     last: datetime
@@ -58,6 +58,9 @@ class Component:
     stored_ids: set[str] = field(default_factory=set)
     """Customer ids this component had in the store (more than one after a merge)."""
     changed: bool = False
+    dirty: set[Identifier] = field(default_factory=set)
+    """Identifiers added or seen at a new time since loading."""
+    traits_changed: bool = False
 
     def count(self, kind: str) -> int:
         """How many identifiers of a kind it has."""
@@ -78,8 +81,7 @@ class Component:
                 continue
             held = self.trait_stamps.get(key)
             if held is None or stamp > held:
-                if self.traits.get(key) != value or held != stamp:
-                    self.changed = True
+                self.changed = self.traits_changed = True
                 self.traits[key] = value
                 self.trait_stamps[key] = stamp
 
@@ -120,6 +122,11 @@ class Conflict:
             f"{self.other_customer_id}; merged they would have more than {self.limit} "
             f"{self.limit_kind} identifier(s)"
         )
+
+
+def seen_time(at: datetime) -> datetime:
+    """Event time at the hour: first/last seen change (and are rewritten) at most hourly."""
+    return at.replace(minute=0, second=0, microsecond=0)
 
 
 def stamp_time(at: datetime) -> str:
@@ -220,7 +227,8 @@ class IdentityGraph:
                 a.traits[key] = value
                 a.trait_stamps[key] = stamp
         a.stored_ids |= b.stored_ids
-        a.changed = True
+        a.dirty |= b.dirty
+        a.changed = a.traits_changed = True
 
     def _touch(self, key: int, ident: Identifier, at: datetime) -> None:
         comp = self._components[key]
@@ -228,10 +236,12 @@ class IdentityGraph:
         if seen is None:
             comp.identifiers[ident] = Seen(at, at)
             self._owner[ident] = key
-            comp.changed = True
         elif at < seen.first or at > seen.last:
             seen.widen(at, at)
-            comp.changed = True
+        else:
+            return
+        comp.changed = True
+        comp.dirty.add(ident)
 
     def observe(
         self,
@@ -244,6 +254,8 @@ class IdentityGraph:
 
         Returns None when the message has no usable identifier (all junk).
         """
+        stamp = (stamp_time(at), message_id)
+        at = seen_time(at)
         ordered = sorted(
             set(identifiers), key=lambda i: (self.ranking.get(i[0], len(self.ranking)), i[1])
         )
@@ -261,7 +273,7 @@ class IdentityGraph:
             self._merge(anchor, ident, current, at, message_id)
             anchor = self.find(anchor)
         if anchor is not None and traits and self.settings.track_traits:
-            self._components[anchor].set_traits(traits, (stamp_time(at), message_id))
+            self._components[anchor].set_traits(traits, stamp)
         return anchor
 
     def _merge(
@@ -303,10 +315,25 @@ class IdentityGraph:
             )
         )
 
-    def learn(self, anchor: Identifier, identifiers: Mapping[str, str], at: datetime) -> int | None:
-        """Add identifiers an ESP told us (e.g. a Klaviyo profile id) to anchor's customer."""
-        found = [(k, v) for k, v in identifiers.items() if v]
-        return self.observe([anchor, *found], at, f"learned:{anchor[0]}:{anchor[1]}")
+    def learn(
+        self, anchor: Identifier, identifiers: Sequence[Identifier], at: datetime
+    ) -> int | None:
+        """Add identifiers an ESP or Segment told us to anchor's customer.
+
+        The anchor goes first, so the learned ids join its customer (within limits).
+        """
+        key = self.observe([anchor], at, "")
+        assert key is not None
+        at = seen_time(at)
+        for ident in sorted(set(identifiers) - {anchor}):
+            owner = self._owner.get(ident)
+            current = None if owner is None else self.find(owner)
+            root = self.find(key)
+            if current == root:
+                self._touch(root, ident, at)
+            else:
+                self._merge(root, ident, current, at, f"learned:{anchor[0]}:{anchor[1]}")
+        return self.find(key)
 
     # reading -----------------------------------------------------------------------
 

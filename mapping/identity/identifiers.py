@@ -30,11 +30,12 @@ class Normalizer:
 
     settings: IdentitySettings
     junk: frozenset[str]
+    plan: tuple[tuple[str, str, str], ...] = ()
 
     @classmethod
     def of(cls, settings: IdentitySettings) -> Normalizer:
         """A normalizer for these settings."""
-        return cls(settings, settings.junk())
+        return cls(settings, settings.junk(), _plan(settings))
 
     def normalize(self, kind: str, raw: Any) -> str | None:
         """The normalized value, or None when it is junk or not a valid identifier."""
@@ -61,11 +62,26 @@ class Normalizer:
         return value
 
 
-def _lookup(message: Message, path: str) -> Any:
-    if path.startswith("traits."):
-        return get_path(message.traits, path[7:])
-    if path.startswith("properties."):
-        return get_path(message.properties, path[11:])
+def _plan(settings: IdentitySettings) -> tuple[tuple[str, str, str], ...]:
+    """(kind, where, path) for every configured identifier path, split once."""
+    plan: list[tuple[str, str, str]] = []
+    pairs = [("email", p) for p in settings.email_paths]
+    pairs += [("phone", p) for p in settings.phone_paths]
+    pairs += [(kind, p) for kind, paths in settings.keys.items() for p in paths]
+    for kind, path in pairs:
+        where, _, rest = path.partition(".")
+        if where in ("traits", "properties") and rest:
+            plan.append((kind, where, rest))
+        else:
+            plan.append((kind, "raw", path))
+    return tuple(plan)
+
+
+def _lookup(message: Message, where: str, path: str) -> Any:
+    if where == "traits":
+        return get_path(message.traits, path) if message.traits else None
+    if where == "properties":
+        return get_path(message.properties, path) if message.properties else None
     return get_path(message.raw, path)
 
 
@@ -93,13 +109,10 @@ def extract(message: Message, norm: Normalizer) -> list[Identifier]:
     add("anonymous_id", message.anonymous_id)
     if message.type == "alias":
         add(settings.alias_previous_id, message.raw.get("previousId"))
-    for kind, paths in (("email", settings.email_paths), ("phone", settings.phone_paths)):
-        for path in paths:
-            for raw in _values(_lookup(message, path)):
-                add(kind, raw)
-    for kind, paths in settings.keys.items():
-        for path in paths:
-            for raw in _values(_lookup(message, path)):
+    for kind, where, path in norm.plan:
+        value = _lookup(message, where, path)
+        if value is not None:
+            for raw in _values(value):
                 add(kind, raw)
     return list(found)
 

@@ -85,11 +85,12 @@ class IdentitySettings(StrictModel):
         "test@test.com, none, 0, empty…).",
     )
     email_paths: list[str] = Field(
-        default_factory=lambda: ["traits.email", "context.traits.email", "properties.email"],
-        description="Where emails are read; every non-junk valid address found is used.",
+        default_factory=lambda: ["traits.email", "properties.email"],
+        description="Where emails are read; every non-junk valid address found is used. "
+        "`traits` is an identify call's traits, else the message's context.traits.",
     )
     phone_paths: list[str] = Field(
-        default_factory=lambda: ["traits.phone", "context.traits.phone", "properties.phone"],
+        default_factory=lambda: ["traits.phone", "properties.phone"],
         description="Where phone numbers are read (normalized to E.164).",
     )
     phone_default_region: str | None = Field(

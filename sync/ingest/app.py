@@ -1,181 +1,32 @@
 """The Segment-compatible ingest API: Tracking API routes, a signed webhook, health, metrics.
 
-A request is answered 200 only after its messages are committed to the inbox. Each
-message is judged on its own: refused ones are listed in a 400 (and kept in the
-rejects ledger), and the others are stored all the same. Segment libraries do not
-retry a 400, and a retried batch is harmless: each messageId is stored once.
+`create_app` wires the routes (handled by `sync.ingest.handlers.Ingest`) and an OpenAPI
+document whose request bodies are the models of `sync.ingest.models`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 
-from sync.ingest.auth import basic_username, is_write_key, webhook_signed
-from sync.ingest.body import IngestError, parse_json, read_body
-from sync.ingest.inbox import InboxCommit, InboxWriter
+from sync.ingest.body import IngestError
+from sync.ingest.handlers import Ingest, error_response
 from sync.ingest.metrics import IngestMetrics
-from sync.ingest.models import (
-    CALL_MODELS,
-    Accepted,
-    Health,
-    RefusedMessage,
-    SegmentError,
-    request_schemas,
-)
+from sync.ingest.models import CALL_MODELS, Accepted, Health, SegmentError, request_schemas
 from sync.ingest.settings import IngestSettings
-from sync.ingest.validate import InvalidMessage, ValidMessage, check_message
 from sync.store.state import StateStore
 
-TRACKING = "tracking-api"
-WEBHOOK = "webhook"
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": SegmentError, "description": "Invalid JSON, too large, or bad messages."},
     401: {"model": SegmentError, "description": "No valid write key or signature."},
     503: {"model": SegmentError, "description": "The inbox could not be written; retry."},
 }
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    body = SegmentError(code=code, message=message, **extra).model_dump()
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _refusal(commit: InboxCommit, invalid: Sequence[InvalidMessage]) -> JSONResponse:
-    first = invalid[0]
-    what = f"batch[{first.index}].{first.field}: {first.reason}"
-    more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
-    message = f"{len(invalid)} message(s) refused: {what}{more}; the others were stored"
-    rejected = [
-        RefusedMessage(index=m.index, messageId=m.message_id, field=m.field, reason=m.reason)
-        for m in invalid
-    ]
-    return _error(
-        400,
-        "invalid_messages",
-        message,
-        stored=commit.stored,
-        duplicates=commit.duplicates,
-        rejected=rejected,
-    )
-
-
-class Ingest:
-    """The request handling behind the routes."""
-
-    def __init__(
-        self,
-        settings: IngestSettings,
-        store: StateStore,
-        metrics: IngestMetrics,
-        on_commit: Callable[[], None] | None,
-    ) -> None:
-        self.settings = settings
-        self.writer = InboxWriter(store)
-        self.metrics = metrics
-        self.on_commit = on_commit
-
-    async def tracking(self, request: Request, call_type: str | None) -> Response:
-        """A Tracking API call: `/v1/batch` (call_type None) or a single call."""
-        header_key = basic_username(request.headers.get("authorization"))
-        if header_key is not None and not is_write_key(header_key, self.settings.write_keys):
-            return _error(401, "unauthorized", "unknown write key")
-        body = parse_json(await read_body(request, self.settings.max_batch_bytes))
-        if not isinstance(body, dict):
-            raise IngestError(400, "invalid_request", "the body must be a JSON object")
-        if header_key is None and not is_write_key(body.get("writeKey"), self.settings.write_keys):
-            return _error(
-                401,
-                "unauthorized",
-                "a write key is required: Basic auth "
-                "(write key as username, empty password) or `writeKey` in the body",
-            )
-        if call_type is None:
-            messages = body.get("batch")
-            if not isinstance(messages, list):
-                raise IngestError(400, "invalid_request", "`batch` must be an array of messages")
-        else:
-            messages = [body]
-        return await self._store(messages, TRACKING, call_type, body.get("sentAt"))
-
-    async def webhook(self, request: Request) -> Response:
-        """A delivery of Segment's Webhooks destination, signed with `X-Signature`."""
-        secret = self.settings.webhook_secret
-        if secret is None:
-            return _error(401, "unauthorized", "webhook ingest is off: no webhook_secret")
-        raw = await read_body(request, self.settings.max_batch_bytes)
-        body = parse_json(raw)
-        signed = webhook_signed(
-            secret,
-            request.headers.get("x-signature"),
-            raw,
-            body,
-            first_event_ok=self.settings.webhook_batch_first_event_signature,
-        )
-        if not signed:
-            return _error(401, "unauthorized", "missing or wrong X-Signature")
-        messages = body if isinstance(body, list) else [body]
-        return await self._store(messages, WEBHOOK, None, None)
-
-    async def _store(
-        self, messages: list[Any], channel: str, call_type: str | None, sent_at: Any
-    ) -> Response:
-        limit = self.settings.max_batch_messages
-        if len(messages) > limit:
-            raise IngestError(400, "batch_too_large", f"{len(messages)} messages; at most {limit}")
-        now = datetime.now(UTC)
-        checked = [
-            check_message(
-                i,
-                m,
-                received_at=now,
-                sent_at=sent_at,
-                call_type=call_type,
-                max_bytes=self.settings.max_message_bytes,
-            )
-            for i, m in enumerate(messages)
-        ]
-        valid = [c for c in checked if isinstance(c, ValidMessage)]
-        invalid = [c for c in checked if isinstance(c, InvalidMessage)]
-        self.metrics.received.labels(channel).inc(len(messages))
-        try:
-            commit = await run_in_threadpool(
-                self.writer.commit, valid, invalid, channel=channel, received_at=now
-            )
-        except sa.exc.SQLAlchemyError:
-            return _error(503, "unavailable", "the inbox could not be written; retry")
-        self._count(commit, invalid, channel)
-        if invalid:
-            return _refusal(commit, invalid)
-        return JSONResponse(
-            Accepted(stored=commit.stored, duplicates=commit.duplicates).model_dump()
-        )
-
-    def _count(self, commit: InboxCommit, invalid: Sequence[InvalidMessage], channel: str) -> None:
-        self.metrics.stored.labels(channel).inc(commit.stored)
-        self.metrics.duplicates.labels(channel).inc(commit.duplicates)
-        for m in invalid:
-            self.metrics.rejected.labels(channel, m.field).inc()
-        if commit.stored and self.on_commit is not None:
-            self.on_commit()
-
-    async def health(self) -> JSONResponse:
-        """Reach the state store."""
-        try:
-            newest = await run_in_threadpool(self.writer.max_id)
-        except sa.exc.SQLAlchemyError:
-            return JSONResponse(Health(status="unavailable").model_dump(), status_code=503)
-        return JSONResponse(Health(status="ok", inbox_max_id=newest).model_dump())
 
 
 def _body_doc(schema_name: str) -> dict[str, Any]:
@@ -206,6 +57,17 @@ def _add_routes(app: FastAPI, ingest: Ingest) -> None:
             tags=["tracking"],
             summary=f"Segment {call_type}",
             name=call_type,
+        )
+
+    # Analytics.js posts to `<apiHost>/t|i|p|s|a|g` and, batching, to `<apiHost>/b`.
+    app.add_api_route("/v1/b", batch, methods=["POST"], include_in_schema=False)
+    for call_type in CALL_MODELS:
+        app.add_api_route(
+            f"/v1/{call_type[0]}",
+            _single(ingest, call_type),
+            methods=["POST"],
+            include_in_schema=False,
+            name=f"{call_type}_short",
         )
 
     @app.post(
@@ -295,7 +157,7 @@ def create_app(
 
     @app.exception_handler(IngestError)
     async def refused(request: Request, exc: IngestError) -> Response:
-        return _error(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message)
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Any]) -> Response:
@@ -303,6 +165,13 @@ def create_app(
         ingest.metrics.requests.labels(request.url.path[:40], str(response.status_code)).inc()
         return response
 
+    if settings.cors_origins:  # browsers (Analytics.js) post from the site's origin
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["POST"],
+            allow_headers=["*"],
+        )
     _add_routes(app, ingest)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

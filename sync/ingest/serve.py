@@ -41,6 +41,25 @@ def ingest_settings(config: Config) -> IngestSettings:
     return found if isinstance(found, IngestSettings) else IngestSettings()
 
 
+class KeptTransport(httpx.AsyncBaseTransport):
+    """One connection pool per destination for the life of `serve`.
+
+    The engine builds destinations per run and closes them after; without this, every
+    worker run would pay for a new pool, new connections and a new TLS context.
+    """
+
+    def __init__(self) -> None:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+        self.inner = httpx.AsyncHTTPTransport(limits=limits)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send through the kept pool."""
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Kept open across runs (the process exit releases it)."""
+
+
 def build(
     config: Config,
     store: StateStore,
@@ -53,6 +72,8 @@ def build(
 
     settings = settings or ingest_settings(config)
     metrics = IngestMetrics()
+    if transports is None:
+        transports = {name: KeptTransport() for name in config.destinations}
     engine = SyncEngine(config, store, transports=transports)
     worker = InboxWorker(engine, store, inbox_syncs(config), settings, metrics)
     app = create_app(

@@ -29,6 +29,10 @@ class IngestSettings(StrictModel):
         description="Also accept a JSON-array webhook body signed over its first event only "
         "(Segment Actions Webhook batching). Weaker: the other events are not signed.",
     )
+    cors_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed to post from a browser (Analytics.js); [] turns CORS off.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(default=8088, ge=0, le=65535, description="Port `serve` listens on.")
     max_batch_bytes: int = Field(
@@ -47,9 +51,10 @@ class IngestSettings(StrictModel):
         "triggers that came due are sent even when no event arrives.",
     )
     max_batches_per_run: int = Field(
-        default=10,
+        default=100,
         ge=1,
-        description="Batches per worker run; bounds how long a shutdown waits.",
+        description="Batches per worker run before a new run record is opened "
+        "(a shutdown still stops after the batch in flight).",
     )
     shutdown_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long SIGTERM waits for in-flight work."

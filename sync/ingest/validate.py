@@ -131,6 +131,9 @@ def check_message(
         message["sentAt"] = sent_at
     message["receivedAt"] = _iso(received_at)
     _correct_clock(message, received_at)
+    if not isinstance(message.get("type"), str):  # parse_message needs a hashable type
+        reason = f"must be a string, got {type(message.get('type')).__name__}"
+        return InvalidMessage(index, message_id, "type", reason, redact(message))
     try:
         parse_message(message, f"ingest:{message_id}")
     except MessageError as exc:

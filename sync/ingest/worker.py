@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from sync.ingest.locks import release_dead_holder
 from sync.ingest.metrics import IngestMetrics
 from sync.ingest.settings import IngestSettings
 from sync.ingest.source import inbox_id
@@ -96,6 +97,7 @@ class InboxWorker:
         self.stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._halt = asyncio.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0
 
@@ -119,6 +121,10 @@ class InboxWorker:
         """Finish the batch in flight, then stop; True when the thread ended in time."""
         self.stopping.set()
         self.wake()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._halt.set)
         if self._thread is None:
             return True
         self._thread.join(
@@ -141,7 +147,10 @@ class InboxWorker:
         """Run inbox syncs until `stopping` is set."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._halt = asyncio.Event()
         next_tick = {s.name: 0.0 for s in self.syncs}
+        for sync in self.syncs:
+            release_dead_holder(self.store, sync.name)
         backoff = 0.0
         while not self.stopping.is_set():
             self._wake.clear()
@@ -155,21 +164,27 @@ class InboxWorker:
                     worked |= await self._run_once(sync)
                     backoff = 0.0
                 except Exception as exc:  # keep serving; the run record has the error
+                    # `sync.engine.SyncBusy`, by name: the engine imports every connector.
+                    busy = type(exc).__name__ == "SyncBusy"
+                    if busy and release_dead_holder(self.store, sync.name):
+                        continue
                     self.errors += 1
                     backoff = min(max(backoff * 2, 0.5), _MAX_BACKOFF_S)
                     log.warning("sync %s: %s: %s", sync.name, type(exc).__name__, exc)
                 next_tick[sync.name] = time.monotonic() + self.settings.tick_seconds
-            if worked and not backoff:
-                continue
-            wait = min(next_tick.values(), default=time.monotonic() + self.settings.tick_seconds)
-            await self._sleep(max(backoff, wait - time.monotonic()))
+            if backoff:
+                await self._sleep(backoff, self._halt)  # new messages do not cut it short
+            elif not worked:
+                wait = min(
+                    next_tick.values(), default=time.monotonic() + self.settings.tick_seconds
+                )
+                await self._sleep(wait - time.monotonic(), self._wake)
 
-    async def _sleep(self, seconds: float) -> None:
-        assert self._wake is not None
+    async def _sleep(self, seconds: float, event: asyncio.Event) -> None:
         if seconds <= 0 or self.stopping.is_set():
             return
         with suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            await asyncio.wait_for(event.wait(), timeout=seconds)
 
     async def _run_once(self, sync: InboxSync) -> bool:
         """One engine run of a sync; True when it read anything."""

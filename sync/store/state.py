@@ -294,7 +294,7 @@ class StateStore:
 
     @staticmethod
     def _row(mapping: Mapping[Any, Any]) -> dict[str, Any]:
-        return {k: as_utc(v) if isinstance(v, datetime) else v for k, v in mapping.items()}
+        return {str(k): as_utc(v) if isinstance(v, datetime) else v for k, v in mapping.items()}
 
     # locks ------------------------------------------------------------------------------
 

@@ -7,13 +7,47 @@ pruned once the watermark has passed the time they could still matter.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import sqlalchemy as sa
 
-from sync.store.schema import Timestamp, metadata
+from sync.store.schema import metadata
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the epoch (naive datetimes are UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - EPOCH) // _US
+
+
+class Micros(sa.types.TypeDecorator[datetime]):
+    """An aware UTC datetime stored as integer microseconds since the epoch.
+
+    Trigger tables hold a few rows per event; integers bind, compare and index far
+    cheaper than SQLite's datetime strings, and sort the same on every backend.
+    """
+
+    impl = sa.BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> int | None:
+        return None if value is None else to_micros(value)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else EPOCH + timedelta(microseconds=int(value))
+
+
+Timestamp = Micros()
 
 Id = sa.String(64)
 Name = sa.String(100)
 Key = sa.String(400)
+# Snapshots are orjson bytes, not sa.JSON: ~10x cheaper to write and read on the hot path.
 
 trigger_instances = sa.Table(
     "trigger_instances",
@@ -28,11 +62,11 @@ trigger_instances = sa.Table(
     sa.Column("planned_due", Timestamp, nullable=False),  # before quiet hours moved it
     sa.Column("priority", sa.Integer, nullable=False),
     sa.Column("parent_id", Id, nullable=True),
-    sa.Column("start", sa.JSON, nullable=False),  # start message + customer snapshot
+    sa.Column("start", sa.LargeBinary, nullable=False),  # orjson: start message + customer
     sa.Column("status", sa.String(20), nullable=False),  # pending | fired | cancelled | suppressed
     sa.Column("reason", sa.String(40), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
-    sa.Column("emission", sa.JSON, nullable=True),
+    sa.Column("emission", sa.LargeBinary, nullable=True),  # orjson: the emitted message
     sa.Column("delivery", sa.String(20), nullable=True),  # pending | delivered | rejected
     sa.Column("decided_at", Timestamp, nullable=True),
     sa.Index("ix_trigger_instances_due", "status", "due_at"),
@@ -50,6 +84,7 @@ trigger_cancels = sa.Table(
     sa.Column("event_time", Timestamp, nullable=False),
     sa.Column("event", sa.String(200), nullable=False),
     sa.Column("also_start", sa.Boolean, nullable=False),  # the event also starts this trigger
+    sa.Index("ix_trigger_cancels_lookup", "trigger", "customer_id", "entity_key", "event_time"),
     sa.Index("ix_trigger_cancels_key", "trigger", "entity_key", "event_time"),
     sa.Index("ix_trigger_cancels_time", "event_time"),
 )
@@ -62,7 +97,7 @@ trigger_counts = sa.Table(
     sa.Column("group_key", Key, primary_key=True),
     sa.Column("message_id", Key, primary_key=True),
     sa.Column("event_time", Timestamp, nullable=False),
-    sa.Column("start", sa.JSON, nullable=False),  # the event, should it qualify later
+    sa.Column("start", sa.LargeBinary, nullable=False),  # orjson: the event, should it qualify
     sa.Index("ix_trigger_counts_time", "event_time"),
 )
 
@@ -74,7 +109,7 @@ trigger_activity = sa.Table(
     sa.Column("product_id", Key, primary_key=True),
     sa.Column("message_id", Key, primary_key=True),
     sa.Column("event_time", Timestamp, nullable=False),
-    sa.Column("product", sa.JSON, nullable=False),
+    sa.Column("product", sa.LargeBinary, nullable=False),  # orjson
     sa.Index("ix_trigger_activity_time", "event_time"),
 )
 

@@ -18,8 +18,7 @@ import sqlalchemy as sa
 
 from mapping.paths import get_path
 from sync.triggers import store
-from sync.triggers.emit import build, data_view
-from sync.triggers.matching import ANY_KEY
+from sync.triggers.emit import build, data_view, start_of
 from sync.triggers.schedule import customer_zone, in_quiet_hours
 from sync.triggers.settings import TriggerEngineSettings, TriggerSettings
 
@@ -33,7 +32,7 @@ class Decision:
     status: str  # fired | cancelled | suppressed
     reason: str  # fired | cancel_event | cap | global_cap | priority | stale | no_consent | …
     detail: str = ""
-    emission: dict[str, Any] | None = None
+    emission: bytes | None = None
     fallbacks: list[str] = field(default_factory=list)
 
 
@@ -41,10 +40,11 @@ class Decision:
 class Chunk:
     """What a chunk of due instances needs from the store, loaded in a few queries."""
 
-    cancels: dict[str, list[dict[str, Any]]]
+    cancels: dict[str, dict[str, Any]]  # instance id → its earliest cancel event
     history: dict[str, list[dict[str, Any]]]
     rivals: dict[str, list[dict[str, Any]]]
     activity: dict[str, list[dict[str, Any]]]
+    gates: dict[str, Decision | None]  # instance id → its stale/consent/quiet-hours verdict
 
 
 def consented(value: Any) -> bool:
@@ -54,6 +54,11 @@ def consented(value: Any) -> bool:
     if isinstance(value, int | float):
         return value == 1
     return isinstance(value, str) and value.strip().lower() in _CONSENTED
+
+
+def _latest(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The instance id of the latest-due row (ties by id), for a stable explanation."""
+    return str(max(rows, key=lambda r: (r["due_at"], r["instance_id"]))["instance_id"])
 
 
 class Decider:
@@ -78,34 +83,40 @@ class Decider:
         )
 
     def load(self, conn: sa.Connection, chunk: Sequence[dict[str, Any]]) -> Chunk:
-        """Everything the chunk's decisions read, in a few queries."""
+        """Everything the chunk's decisions read, in a few queries.
+
+        First the cancels of every instance; the gates (stale, consent, quiet hours)
+        need nothing more. Caps, rivals and content are loaded only for the customers
+        of instances still in the running, which is usually few of them.
+        """
+        global_triggers = [name for name in self.triggers if self._global(name)]
+        ids = [r["instance_id"] for r in chunk]
+        cancels = store.earliest_cancels(conn, ids, global_triggers)
+        gates: dict[str, Decision | None] = {}
+        for row in chunk:
+            trigger = self.triggers.get(row["trigger"])
+            if trigger is not None and row["instance_id"] not in cancels:
+                gates[row["instance_id"]] = self._gate(trigger, row)
+        live = [r for r in chunk if r["instance_id"] in gates and gates[r["instance_id"]] is None]
+        out = Chunk(cancels, defaultdict(list), defaultdict(list), defaultdict(list), gates)
+        if not live:
+            return out
+        customers = {row["customer_id"] for row in live}
+        first, last = live[0]["due_at"], live[-1]["due_at"]
         hold = self.settings.priority_hold
-        customers = {row["customer_id"] for row in chunk}
-        first, last = chunk[0]["due_at"], chunk[-1]["due_at"]
-        rivals: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        if hold > timedelta(0):
-            for row in store.pending_between(conn, customers, first, last + hold):
-                rivals[row["customer_id"]].append(row)
-        subjects = list(chunk) + [r for rows in rivals.values() for r in rows]
-        cancels: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for row in store.cancels_for(
-            conn,
-            {r["trigger"] for r in subjects},
-            customers,
-            {r["entity_key"] for r in subjects if self._global(r["trigger"])},
-            min(r["start_time"] for r in subjects),
-            max(r["due_at"] for r in subjects),
-        ):
-            cancels[row["trigger"]].append(row)
-        history: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if hold > timedelta(0) and self.settings.global_cap is not None:
+            rivals = store.pending_between(conn, customers, first, last + hold)
+            for row in rivals:
+                out.rivals[row["customer_id"]].append(row)
+            missing = [r["instance_id"] for r in rivals if r["instance_id"] not in cancels]
+            out.cancels.update(store.earliest_cancels(conn, missing, global_triggers))
         for row in store.fired_since(conn, customers, first - self.cap_window):
-            history[row["customer_id"]].append(row)
-        activity: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        wanting = {r["customer_id"] for r in chunk if self._wants_content(r["trigger"])}
+            out.history[row["customer_id"]].append(row)
+        wanting = {r["customer_id"] for r in live if self._wants_content(r["trigger"])}
         if wanting:
             for row in store.activity_for(conn, wanting, first - self.lookback, last):
-                activity[row["customer_id"]].append(row)
-        return Chunk(cancels, history, rivals, activity)
+                out.activity[row["customer_id"]].append(row)
+        return out
 
     def _global(self, trigger: str) -> bool:
         found = self.triggers.get(trigger)
@@ -115,33 +126,10 @@ class Decider:
         found = self.triggers.get(trigger)
         return found is not None and found.emit.recommendations is not None
 
-    def cancelled_by(self, row: Mapping[str, Any], chunk: Chunk) -> dict[str, Any] | None:
+    @staticmethod
+    def cancelled_by(row: Mapping[str, Any], chunk: Chunk) -> dict[str, Any] | None:
         """The earliest cancel event of this instance with event time in [start, due]."""
-        keys = {row["entity_key"], ANY_KEY}
-        scope_global = self._global(row["trigger"])
-        best: dict[str, Any] | None = None
-        for c in chunk.cancels.get(row["trigger"], ()):
-            if c["entity_key"] not in keys:
-                continue
-            if c["customer_id"] != row["customer_id"] and not (
-                scope_global and c["entity_key"] == row["entity_key"]
-            ):
-                continue
-            if not row["start_time"] <= c["event_time"] <= row["due_at"]:
-                continue
-            if c["message_id"] == row["start_message_id"]:
-                continue
-            if c["also_start"] and (c["event_time"], c["message_id"]) <= (
-                row["start_time"],
-                row["start_message_id"],
-            ):
-                continue  # an earlier (or tied, lower-id) start does not cancel a later one
-            if best is None or (c["event_time"], c["message_id"]) < (
-                best["event_time"],
-                best["message_id"],
-            ):
-                best = c
-        return best
+        return chunk.cancels.get(row["instance_id"])
 
     def decide(self, row: dict[str, Any], chunk: Chunk, decided: set[str]) -> Decision:
         """Decide one instance; on firing, record it in the chunk's cap history."""
@@ -154,7 +142,7 @@ class Decider:
                 f"{cancel['event']} {cancel['message_id']} at {cancel['event_time'].isoformat()}"
             )
             return Decision("cancelled", "cancel_event", detail)
-        early = self._gate(trigger, row)
+        early = chunk.gates.get(row["instance_id"])
         if early is not None:
             return early
         capped = self._caps(trigger, row, chunk, decided)
@@ -166,15 +154,17 @@ class Decider:
         chunk.history[row["customer_id"]].append(row)
         return Decision("fired", "fired", "", built.emission, built.fallbacks)
 
-    def _gate(self, trigger: TriggerSettings, row: Mapping[str, Any]) -> Decision | None:
+    def _gate(self, trigger: TriggerSettings, row: dict[str, Any]) -> Decision | None:
         now = self.clock()
         if trigger.freshness is not None and now - row["start_time"] > trigger.freshness:
             age = now - row["start_time"]
             return Decision("suppressed", "stale", f"start event is {age} old at decision time")
-        data = data_view(row["start"])
+        quiet = trigger.quiet_hours
+        if not trigger.consent and not (quiet and quiet.action == "suppress"):
+            return None
+        data = data_view(start_of(row))
         if trigger.consent and not consented(get_path(data, trigger.consent)):
             return Decision("suppressed", "no_consent", f"{trigger.consent} is not true")
-        quiet = trigger.quiet_hours
         if quiet is not None and quiet.action == "suppress":
             zone = customer_zone(data, quiet.default_timezone)
             if in_quiet_hours(row["due_at"], quiet, zone):
@@ -193,7 +183,7 @@ class Decider:
                 if h["trigger"] == trigger.name and due - trigger.cap.per < h["due_at"] <= due
             ]
             if len(same) >= trigger.cap.max:
-                return Decision("suppressed", "cap", f"already fired {same[-1]['instance_id']}")
+                return Decision("suppressed", "cap", f"already fired {_latest(same)}")
         cap = self.settings.global_cap
         if cap is None:
             return None
@@ -204,7 +194,7 @@ class Decider:
         ]
         room = cap.max - len(ahead)
         if room <= 0:
-            return Decision("suppressed", "global_cap", f"already fired {ahead[-1]['instance_id']}")
+            return Decision("suppressed", "global_cap", f"already fired {_latest(ahead)}")
         rivals = [
             r
             for r in chunk.rivals.get(row["customer_id"], ())

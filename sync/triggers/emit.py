@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -40,31 +40,58 @@ class Emission:
 class Built:
     """The emission's JSON form (stored on the instance), or why it cannot be built."""
 
-    emission: dict[str, Any] | None
+    emission: bytes | None
     missing: list[str]
     fallbacks: list[str]
 
 
+_HEAVY_CONTEXT = frozenset(
+    ("ip", "library", "userAgent", "userAgentData", "os", "device", "network", "screen")
+)
+_KEPT = ("type", "event", "messageId", "timestamp", "userId", "anonymousId", "properties")
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-safe copy (datetimes as ISO strings, anything odd as text)."""
-    return orjson.loads(orjson.dumps(value, default=str))
+    return orjson.loads(dumps(value))
+
+
+def dumps(value: Any) -> bytes:
+    """orjson bytes (datetimes as ISO strings, anything odd as text)."""
+    return orjson.dumps(value, default=str)
+
+
+def start_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The decoded start snapshot of an instance row (decoded once, then cached)."""
+    cached = row.get("start_obj")
+    if cached is None:
+        cached = row["start_obj"] = orjson.loads(row["start"])
+    return cast(dict[str, Any], cached)
 
 
 def snapshot(message: Message, customer: Customer) -> dict[str, Any]:
-    """What an instance keeps of its start event and customer."""
-    return dict(
-        jsonable(
-            {
-                "message": dict(message.raw),
-                "source_ref": message.source_ref,
-                "customer": {
-                    "id": customer.customer_id,
-                    "identifiers": {k: list(v) for k, v in customer.identifiers.items()},
-                    "traits": dict(customer.traits),
-                },
-            }
-        )
-    )
+    """What an instance keeps of its start event and customer.
+
+    The message without transport noise (ip, user agent, library, `sentAt`…), so
+    pending instances stay small; paths read `properties`, `context.page`,
+    `context.traits`, `context.timezone` and `customer.*`.
+    """
+    raw = message.raw
+    kept = {k: raw[k] for k in _KEPT if k in raw}
+    context = raw.get("context")
+    if isinstance(context, Mapping):
+        kept["context"] = {k: v for k, v in context.items() if k not in _HEAVY_CONTEXT}
+    if message.type != "track" and "traits" in raw:
+        kept["traits"] = raw["traits"]
+    return {
+        "message": kept,
+        "source_ref": message.source_ref,
+        "customer": {
+            "id": customer.customer_id,
+            "identifiers": {k: list(v) for k, v in customer.identifiers.items()},
+            "traits": dict(customer.traits),
+        },
+    }
 
 
 def data_view(start: Mapping[str, Any], trigger: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -100,7 +127,8 @@ def content_block(
         if not since <= row["event_time"] <= at:
             continue
         if row["kind"] == "viewed":
-            viewed.append(ProductView(row["product_id"], row["event_time"], row["product"]))
+            product = orjson.loads(row["product"])
+            viewed.append(ProductView(row["product_id"], row["event_time"], product))
         else:
             bought.append(row["product_id"])
     block = recommendations(viewed, bought, at, rule.lookback, rule.limit, rule.fallback)
@@ -108,10 +136,10 @@ def content_block(
 
 
 def build(
-    trigger: TriggerSettings, row: Mapping[str, Any], activity: Iterable[Mapping[str, Any]]
+    trigger: TriggerSettings, row: dict[str, Any], activity: Iterable[Mapping[str, Any]]
 ) -> Built:
     """The emission of a firing instance (`row` is its `trigger_instances` row)."""
-    start = row["start"]
+    start = start_of(row)
     meta = {
         "name": trigger.name,
         "instance_id": row["instance_id"],
@@ -133,7 +161,7 @@ def build(
             fallbacks.append(trigger.emit.recommendations.property)
     raw = _raw(trigger, row, data, properties)
     emission = {"raw": raw, "destinations": trigger.emit.destinations, "source_ref": _ref(row)}
-    return Built(jsonable(emission), [], fallbacks)
+    return Built(dumps(emission), [], fallbacks)
 
 
 def _ref(row: Mapping[str, Any]) -> str:
@@ -178,14 +206,14 @@ def _raw(
     return {k: v for k, v in raw.items() if v is not None}
 
 
-def emission_of(row: Mapping[str, Any]) -> Emission:
+def emission_of(row: dict[str, Any]) -> Emission:
     """The `Emission` stored on a fired instance."""
-    stored = row["emission"]
+    stored = orjson.loads(row["emission"])
     message = parse_message(stored["raw"], stored["source_ref"])
     return Emission(
         instance_id=row["instance_id"],
         trigger=row["trigger"],
         message=message,
         destinations=tuple(stored.get("destinations") or ()),
-        customer=customer_of(row["start"]),
+        customer=customer_of(start_of(row)),
     )

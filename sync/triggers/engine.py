@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from connectors.base import Customer
@@ -23,12 +24,13 @@ from sync.store.state import StateStore
 from sync.store.triggers import trigger_activity, trigger_cancels, trigger_counts, trigger_instances
 from sync.triggers import store
 from sync.triggers.decide import Decider, Decision
-from sync.triggers.emit import Emission, emission_of
+from sync.triggers.emit import Emission, emission_of, start_of
+from sync.triggers.matching import key_values
 from sync.triggers.observe import Observer, Rows, new_instance
 from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
 
 DELIVERED = frozenset({"delivered", "acknowledged", "fired", "sent"})
-_PRUNE_EVERY = timedelta(hours=1)
+_PRUNE_EVERY = timedelta(hours=6)
 _QUIET_MARGIN = timedelta(days=1)
 
 
@@ -110,7 +112,11 @@ class TriggerEngine:
             trigger = self.triggers[name]
             rule = trigger.count
             assert rule is not None
-            groups = {(r["customer_id"], r["group_key"]) for r in new}
+            since: dict[tuple[str, str], datetime] = {}
+            for r in new:
+                pair = (r["customer_id"], r["group_key"])
+                since[pair] = min(since.get(pair, r["event_time"]), r["event_time"])
+            groups = set(since)
             lo = min(r["event_time"] for r in new) - rule.within
             hi = max(r["event_time"] for r in new) + rule.within
             found: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -128,21 +134,25 @@ class TriggerEngine:
                         ahead < len(events) and events[ahead]["event_time"] == event["event_time"]
                     ):
                         ahead += 1
-                    if ahead - first >= rule.min:
+                    # Only windows ending at or after a new event can have changed.
+                    if (
+                        ahead - first >= rule.min
+                        and event["event_time"] >= since[(customer_id, group)]
+                    ):
                         out.append(self._counted(trigger, customer_id, group, event))
         return out
 
     def _counted(
         self, trigger: TriggerSettings, customer_id: str, group: str, event: dict[str, Any]
     ) -> dict[str, Any]:
-        from sync.triggers.matching import key_values
-
-        message = event["start"].get("message") or {}
+        start = orjson.loads(event["start"])
+        message = start.get("message") or {}
         keys = [group] if group else key_values(message, trigger.key)
         return new_instance(
             trigger,
             customer_id,
-            event["start"],
+            start,
+            blob=event["start"],
             start_message_id=event["message_id"],
             start_time=event["event_time"],
             base_time=event["event_time"],
@@ -185,11 +195,8 @@ class TriggerEngine:
 
     def _decide_until(self, limit: datetime) -> None:
         upto = limit - self.settings.priority_hold
-        while True:
-            with self.store.engine.begin() as conn:
-                chunk = store.pending_due(conn, upto)
-                if not chunk:
-                    return
+        with self.store.engine.begin() as conn:
+            while chunk := store.pending_due(conn, upto):
                 self._decide_chunk(conn, chunk)
 
     def _decide_chunk(self, conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
@@ -198,13 +205,18 @@ class TriggerEngine:
         updates: list[dict[str, Any]] = []
         children: list[dict[str, Any]] = []
         now = self.clock()
+        horizon = chunk[-1]["due_at"]
         for row in chunk:
+            if children and row["due_at"] >= horizon:
+                break  # a follow-up created here comes first or is a rival: reload
             decision = self._decider.decide(row, loaded, decided)
             decided.add(row["instance_id"])
             updates.append(self._update(row, decision, now))
             self._count(decision)
             if decision.status == "fired":
                 children.extend(self._follow_ups(row))
+                if children:
+                    horizon = min(c["due_at"] for c in children) - self.settings.priority_hold
         store.record_decisions(conn, updates)
         store.insert_ignore(conn, trigger_instances, children)
         self._counts["started"] += len(children)
@@ -232,17 +244,17 @@ class TriggerEngine:
             self._counts[f"suppressed.{decision.reason}"] += 1
 
     def _follow_ups(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        from sync.triggers.matching import key_values
-
         out = []
         for child in self._children.get(row["trigger"], ()):
-            message = row["start"].get("message") or {}
+            start = start_of(row)
+            message = start.get("message") or {}
             keys = key_values(message, child.key) if child.key else [""]
             out.append(
                 new_instance(
                     child,
                     row["customer_id"],
-                    row["start"],
+                    start,
+                    blob=row["start"],
                     start_message_id=row["start_message_id"],
                     start_time=row["start_time"],
                     base_time=row["due_at"],

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from sync.store.state import StateStore
@@ -51,7 +52,7 @@ class DecisionRecord:
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> DecisionRecord:
         """From a `trigger_instances` row."""
-        emission = row.get("emission") or {}
+        emission = orjson.loads(row["emission"]) if row.get("emission") else {}
         names = [f.name for f in cls.__dataclass_fields__.values() if f.name != "emitted"]
         return cls(**{n: row[n] for n in names}, emitted=emission.get("raw"))
 

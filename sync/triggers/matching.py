@@ -45,6 +45,11 @@ def path_values(data: Mapping[str, Any], path: str) -> list[Any]:
 def key_values(data: Mapping[str, Any], paths: Sequence[str]) -> list[str]:
     """Entity key values: the first path that gives any value wins."""
     for path in paths:
+        if "[]" not in path:  # the common case, without building lists
+            text = _text(get_path(data, path))
+            if text:
+                return [text]
+            continue
         found = [_text(v) for v in path_values(data, path)]
         found = [v for v in found if v]
         if found:
@@ -53,6 +58,8 @@ def key_values(data: Mapping[str, Any], paths: Sequence[str]) -> list[str]:
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:
+        return value.strip()[:400]
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return ""
     if isinstance(value, float) and value.is_integer():

@@ -14,7 +14,7 @@ from typing import Any
 from connectors.base import Customer
 from mapping.paths import get_path
 from mapping.types import Message
-from sync.triggers.emit import data_view, jsonable, snapshot
+from sync.triggers.emit import data_view, dumps, snapshot
 from sync.triggers.matching import ANY_KEY, EventIndex, instance_id, key_values
 from sync.triggers.schedule import plan_due
 from sync.triggers.settings import Activity, TriggerSettings
@@ -38,6 +38,7 @@ def new_instance(
     customer_id: str,
     start: dict[str, Any],
     *,
+    blob: bytes | None = None,
     start_message_id: str,
     start_time: datetime,
     base_time: datetime,
@@ -45,7 +46,9 @@ def new_instance(
     parent_id: str | None = None,
 ) -> dict[str, Any]:
     """A pending instance row (or an already-suppressed one when its key is missing)."""
-    due, planned = plan_due(base_time, trigger.wait, trigger.quiet_hours, data_view(start))
+    quiet = trigger.quiet_hours
+    data = data_view(start) if quiet is not None else {}
+    due, planned = plan_due(base_time, trigger.wait, quiet, data)
     missing_key = bool(trigger.key) and not entity_key
     return {
         "instance_id": instance_id(trigger.name, customer_id, start_message_id),
@@ -58,7 +61,7 @@ def new_instance(
         "planned_due": planned,
         "priority": trigger.priority,
         "parent_id": parent_id,
-        "start": start,
+        "start": blob if blob is not None else dumps(start),
         "status": "suppressed" if missing_key else "pending",
         "reason": "no_key" if missing_key else None,
         "detail": f"no value at {', '.join(trigger.key)}" if missing_key else None,
@@ -103,8 +106,8 @@ class Observer:
         self, message: Message, customer: Customer, triggers: list[TriggerSettings], out: Rows
     ) -> None:
         start = snapshot(message, customer)
+        blob = dumps(start)
         for trigger in triggers:
-            keys = key_values(message.raw, trigger.key)
             if trigger.count is not None:
                 group = (
                     key_values(message.raw, [trigger.count.same]) if trigger.count.same else [""]
@@ -118,15 +121,17 @@ class Observer:
                         "group_key": group[0],
                         "message_id": message.message_id,
                         "event_time": message.timestamp,
-                        "start": start,
+                        "start": blob,
                     }
                 )
                 continue
+            keys = key_values(message.raw, trigger.key) if trigger.key else []
             out.instances.append(
                 new_instance(
                     trigger,
                     customer.customer_id,
                     start,
+                    blob=blob,
                     start_message_id=message.message_id,
                     start_time=message.timestamp,
                     base_time=message.timestamp,
@@ -179,6 +184,6 @@ class Observer:
                     "product_id": str(pid)[:400],
                     "message_id": message.message_id,
                     "event_time": message.timestamp,
-                    "product": jsonable(product),
+                    "product": dumps(product),
                 }
             )

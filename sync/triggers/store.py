@@ -4,41 +4,64 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from sync.store.state import as_utc
 from sync.store.triggers import (
+    Micros,
+    to_micros,
     trigger_activity,
     trigger_cancels,
     trigger_clock,
     trigger_counts,
     trigger_instances,
 )
+from sync.triggers.matching import ANY_KEY
 
 CHUNK = 500
-_TIME_COLUMNS = ("start_time", "due_at", "planned_due", "decided_at", "event_time", "value")
+
+
+_DECISION_COLUMNS = ("status", "reason", "detail", "emission", "delivery", "decided_at")
 
 
 def row_dict(row: Any) -> dict[str, Any]:
-    """A result row as a dict, with every stored time aware UTC."""
-    out = dict(row._mapping)
-    for name in _TIME_COLUMNS:
-        if isinstance(out.get(name), datetime):
-            out[name] = as_utc(out[name])
-    return out
+    """A result row as a plain dict (times are aware UTC already, see `Micros`)."""
+    return dict(row._mapping)
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(table: sa.Table, paramstyle: str) -> tuple[str, tuple[str, ...], tuple[bool, ...]]:
+    names = tuple(c.name for c in table.columns)
+    mark = "?" if paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"VALUES ({', '.join(mark for _ in names)}) ON CONFLICT DO NOTHING"
+    )
+    return sql, names, tuple(isinstance(c.type, Micros) for c in table.columns)
 
 
 def insert_ignore(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert rows, skipping those whose primary key exists (so replays are idempotent)."""
+    """Insert rows, skipping those whose primary key exists (so replays are idempotent).
+
+    Straight to the driver's `executemany`: this runs for a few rows per event, and
+    every value is already a driver-native type once times are made integers.
+    """
     if not rows:
         return
-    insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    for start in range(0, len(rows), CHUNK * 4):
-        conn.execute(insert(table).on_conflict_do_nothing(), list(rows[start : start + CHUNK * 4]))
+    sql, names, micros = _insert_sql(table, conn.dialect.paramstyle)
+    pick = itemgetter(*names)
+    times = [i for i, is_time in enumerate(micros) if is_time]
+    params = []
+    for row in rows:
+        values = list(pick(row))
+        for i in times:
+            if values[i] is not None:
+                values[i] = to_micros(values[i])
+        params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)
 
 
 def chunks(values: Iterable[str]) -> Iterable[list[str]]:
@@ -55,7 +78,7 @@ def max_event_time(conn: sa.Connection) -> datetime | None:
     """The greatest event time observed so far (persisted across restarts)."""
     t = trigger_clock
     value = conn.execute(sa.select(t.c.value).where(t.c.name == "max_event_time")).scalar()
-    return as_utc(value)
+    return value if isinstance(value, datetime) else None
 
 
 def raise_max_event_time(conn: sa.Connection, moment: datetime) -> None:
@@ -88,9 +111,10 @@ def pending_between(
 ) -> list[dict[str, Any]]:
     """Pending instances of these customers due in (after, upto]."""
     t = trigger_instances
+    cols = [c for c in t.columns if c.name not in ("start", "emission", "detail")]
     out: list[dict[str, Any]] = []
     for part in chunks(customers):
-        query = sa.select(t).where(
+        query = sa.select(*cols).where(
             t.c.status == "pending",
             t.c.customer_id.in_(part),
             t.c.due_at > after,
@@ -119,20 +143,17 @@ def record_decisions(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> 
     """Write decisions onto their (pending) instances."""
     if not rows:
         return
-    t = trigger_instances
-    stmt = (
-        sa.update(t)
-        .where(t.c.instance_id == sa.bindparam("b_id"), t.c.status == "pending")
-        .values(
-            status=sa.bindparam("b_status"),
-            reason=sa.bindparam("b_reason"),
-            detail=sa.bindparam("b_detail"),
-            emission=sa.bindparam("b_emission"),
-            delivery=sa.bindparam("b_delivery"),
-            decided_at=sa.bindparam("b_decided_at"),
-        )
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sets = ", ".join(f"{name} = {mark}" for name in _DECISION_COLUMNS)
+    sql = (
+        f"UPDATE {trigger_instances.name} SET {sets} "
+        f"WHERE instance_id = {mark} AND status = 'pending'"
     )
-    conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+    params = [
+        (*(row[name] for name in _DECISION_COLUMNS[:-1]), to_micros(row["decided_at"]), row["id"])
+        for row in rows
+    ]
+    conn.exec_driver_sql(sql, params)
 
 
 def undelivered(conn: sa.Connection) -> list[dict[str, Any]]:
@@ -160,26 +181,56 @@ def set_delivery(conn: sa.Connection, instance_ids: Sequence[str], delivery: str
 # cancels, counts, activity ------------------------------------------------------------
 
 
-def cancels_for(
-    conn: sa.Connection,
-    triggers: Iterable[str],
-    customers: Iterable[str],
-    keys: Iterable[str],
-    lo: datetime,
-    hi: datetime,
-) -> list[dict[str, Any]]:
-    """Cancel events of these triggers in [lo, hi], by customer, plus by key (global scope)."""
-    t = trigger_cancels
-    names = sorted(set(triggers))
-    window = (t.c.trigger.in_(names), t.c.event_time >= lo, t.c.event_time <= hi)
-    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for part in chunks(customers):
-        for r in conn.execute(sa.select(t).where(*window, t.c.customer_id.in_(part))):
-            out[(r.trigger, r.customer_id, r.entity_key, r.message_id)] = row_dict(r)
-    for part in chunks(k for k in keys if k):
-        for r in conn.execute(sa.select(t).where(*window, t.c.entity_key.in_(part))):
-            out[(r.trigger, r.customer_id, r.entity_key, r.message_id)] = row_dict(r)
-    return list(out.values())
+def earliest_cancels(
+    conn: sa.Connection, instance_ids: Iterable[str], global_triggers: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The earliest cancel event of each instance, if any, with event time in [start, due].
+
+    A cancel event matches the instance's trigger, the customer (or, for triggers with
+    `key_scope = "global"`, the entity key across customers) and the entity key (or
+    `*`: a cancel event without the key). An event that also starts the trigger does
+    not cancel an instance that started at the same time with a greater message id.
+    """
+    i, c = trigger_instances.alias("i"), trigger_cancels
+    keyed = sa.or_(c.c.entity_key == i.c.entity_key, c.c.entity_key == ANY_KEY)
+    local = sa.and_(c.c.customer_id == i.c.customer_id, keyed)
+    scope: Any = local
+    scoped = sorted(set(global_triggers))
+    if scoped:
+        across = sa.and_(i.c.trigger.in_(scoped), c.c.entity_key == i.c.entity_key)
+        scope = sa.or_(local, across)
+    earliest = (
+        sa.select(c.c.message_id)
+        .where(
+            c.c.trigger == i.c.trigger,
+            scope,
+            c.c.event_time >= i.c.start_time,
+            c.c.event_time <= i.c.due_at,
+            c.c.message_id != i.c.start_message_id,
+            sa.not_(
+                sa.and_(
+                    c.c.also_start,
+                    c.c.event_time == i.c.start_time,
+                    c.c.message_id <= i.c.start_message_id,
+                )
+            ),
+        )
+        .order_by(c.c.event_time, c.c.message_id)
+        .limit(1)
+        .correlate(i)
+        .scalar_subquery()
+    )
+    found: dict[str, tuple[str, str]] = {}
+    for part in chunks(instance_ids):
+        query = sa.select(i.c.instance_id, i.c.trigger, earliest).where(i.c.instance_id.in_(part))
+        found.update({r[0]: (r[1], r[2]) for r in conn.execute(query) if r[2] is not None})
+    events: dict[tuple[str, str], dict[str, Any]] = {}
+    for part in chunks(m for _, m in found.values()):
+        query = sa.select(c.c.trigger, c.c.message_id, c.c.event, c.c.event_time).where(
+            c.c.message_id.in_(part)
+        )
+        events.update({(r.trigger, r.message_id): row_dict(r) for r in conn.execute(query)})
+    return {iid: events[key] for iid, key in found.items() if key in events}
 
 
 def count_rows(
@@ -223,10 +274,11 @@ def prune(conn: sa.Connection, cutoffs: Mapping[str, datetime]) -> None:
         sa.delete(trigger_activity).where(trigger_activity.c.event_time < cutoffs["activity"])
     )
     t = trigger_instances
-    conn.execute(
-        sa.delete(t).where(
-            t.c.status != "pending",
-            t.c.due_at < cutoffs["decisions"],
-            sa.or_(t.c.delivery.is_(None), t.c.delivery != "pending"),
+    for status in ("fired", "cancelled", "suppressed"):  # one index range each
+        conn.execute(
+            sa.delete(t).where(
+                t.c.status == status,
+                t.c.due_at < cutoffs["decisions"],
+                sa.or_(t.c.delivery.is_(None), t.c.delivery != "pending"),
+            )
         )
-    )

@@ -106,7 +106,9 @@ def test_identifier_resolution_across_email_phone_and_anonymous_id(server: Sandb
     _post(server, "/api/events", event_body(email=None, phone_number="+15005550006", unique_id="2"))
     _post(server, "/api/events", event_body(email=None, anonymous_id="anon-1", unique_id="3"))
     _post(
-        server, "/api/events", event_body(email="a@example.com", anonymous_id="anon-2", unique_id="4")
+        server,
+        "/api/events",
+        event_body(email="a@example.com", anonymous_id="anon-2", unique_id="4"),
     )
     profiles = server.state()["klaviyo"]["profiles"]
     assert len(profiles) == 2
@@ -133,12 +135,19 @@ def test_event_time_bounds(server: SandboxServer, field: str, value: str, pointe
 def test_limits_on_properties_metric_name_and_string_size(server: SandboxServer) -> None:
     many = event_body(properties={f"p{i}": i for i in range(401)})
     assert _pointers(_post(server, "/api/events", many)) == ["/data/attributes/properties"]
-    assert _post(server, "/api/events", event_body(properties={f"p{i}": i for i in range(400)})).status_code == 202
+    assert (
+        _post(
+            server, "/api/events", event_body(properties={f"p{i}": i for i in range(400)})
+        ).status_code
+        == 202
+    )
     long_name = event_body(metric="x" * 128)
     assert _pointers(_post(server, "/api/events", long_name)) == [
         "/data/attributes/metric/data/attributes/name"
     ]
-    assert _post(server, "/api/events", event_body(metric="x" * 127, unique_id="n")).status_code == 202
+    assert (
+        _post(server, "/api/events", event_body(metric="x" * 127, unique_id="n")).status_code == 202
+    )
     big = event_body(properties={"blob": "y" * (100 * 1024 + 1)})
     assert _pointers(_post(server, "/api/events", big)) == ["/data/attributes/properties/blob"]
 
@@ -154,8 +163,14 @@ def test_payload_over_5mb_is_413(server: SandboxServer) -> None:
     ("attrs", "pointer"),
     [
         ({"email": "not-an-email"}, "/data/attributes/profile/data/attributes/email"),
-        ({"email": None, "phone_number": "5005550006"}, "/data/attributes/profile/data/attributes/phone_number"),
-        ({"email": None, "phone_number": "+1 555"}, "/data/attributes/profile/data/attributes/phone_number"),
+        (
+            {"email": None, "phone_number": "5005550006"},
+            "/data/attributes/profile/data/attributes/phone_number",
+        ),
+        (
+            {"email": None, "phone_number": "+1 555"},
+            "/data/attributes/profile/data/attributes/phone_number",
+        ),
         ({"email": None}, "/data/attributes/profile/data/attributes"),
     ],
 )
@@ -217,7 +232,9 @@ def test_bulk_later_duplicate_of_earlier_request_is_dropped_silently(server: San
 
 def test_bulk_over_1000_events_is_rejected(server: SandboxServer) -> None:
     events = [_bulk_event(unique_id=str(i)) for i in range(1001)]
-    response = _post(server, "/api/event-bulk-create-jobs", _bulk([({"email": "a@example.com"}, events)]))
+    response = _post(
+        server, "/api/event-bulk-create-jobs", _bulk([({"email": "a@example.com"}, events)])
+    )
     assert response.status_code == 400
     assert "at most 1000" in response.json()["errors"][0]["detail"]
     ok = _bulk([({"email": "a@example.com"}, events[:1000])])

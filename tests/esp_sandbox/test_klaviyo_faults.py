@@ -18,7 +18,13 @@ def _event_count(server: SandboxServer) -> int:
 
 
 @pytest.mark.parametrize(
-    ("kind", "code"), [("429", "throttled"), ("500", "error"), ("502", "bad_gateway"), ("503", "service_unavailable")]
+    ("kind", "code"),
+    [
+        ("429", "throttled"),
+        ("500", "error"),
+        ("502", "bad_gateway"),
+        ("503", "service_unavailable"),
+    ],
 )
 def test_error_faults_use_klaviyo_shape_and_do_not_apply(
     server: SandboxServer, kind: str, code: str
@@ -151,10 +157,15 @@ def test_partial_fault_on_profile_bulk_import_shows_in_import_errors(server: San
         job = client.post("/api/profile-bulk-import-jobs", json=body).json()["data"]
         server.advance_clock(60)
         status = client.get(f"/api/profile-bulk-import-jobs/{job['id']}").json()["data"]
-        errors = client.get(f"/api/profile-bulk-import-jobs/{job['id']}/import-errors").json()["data"]
+        errors = client.get(f"/api/profile-bulk-import-jobs/{job['id']}/import-errors").json()[
+            "data"
+        ]
     assert status["attributes"]["failed_count"] == 2
     assert len(errors) == 2
-    assert all(e["attributes"]["source"]["pointer"].startswith("/data/attributes/profiles/data/") for e in errors)
+    assert all(
+        e["attributes"]["source"]["pointer"].startswith("/data/attributes/profiles/data/")
+        for e in errors
+    )
     assert len(server.state()["klaviyo"]["profiles"]) == 2
 
 

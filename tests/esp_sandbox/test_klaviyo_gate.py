@@ -16,6 +16,13 @@ def _post_event(server: SandboxServer, **headers: str) -> httpx.Response:
     return httpx.post(f"{server.url}/api/events", json=event_body(), headers=headers, timeout=10)
 
 
+def _at_window_start(server: SandboxServer) -> None:
+    """Wait until a fresh 1-second window so two quick requests share one window."""
+    clock = server.app.sandbox.clock
+    while clock.monotonic() % 1.0 > 0.05:
+        time.sleep(0.01)
+
+
 def _only_error(response: httpx.Response) -> dict[str, object]:
     assert response.headers["content-type"] == "application/vnd.api+json"
     errors = response.json()["errors"]
@@ -27,7 +34,13 @@ def _only_error(response: httpx.Response) -> dict[str, object]:
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Klaviyo-API-Key", "Klaviyo-API-Key sk_wrongprefix", "Klaviyo-API-Key pk_abc", "pk_abcdefgh"],
+    [
+        None,
+        "Klaviyo-API-Key",
+        "Klaviyo-API-Key sk_wrongprefix",
+        "Klaviyo-API-Key pk_abc",
+        "pk_abcdefgh",
+    ],
 )
 def test_missing_or_bad_key_is_401_not_authenticated(
     server: SandboxServer, authorization: str | None
@@ -52,7 +65,9 @@ def test_configured_keys_and_oauth_tokens(sandbox: Callable[..., SandboxServer])
     assert _post_event(server, **bad_bearer).status_code == 401
 
 
-@pytest.mark.parametrize("revision", ["2026-07-15", "2026-10-15", "2024-10-15", "2025-01-15", "2026-07-15.pre"])
+@pytest.mark.parametrize(
+    "revision", ["2026-07-15", "2026-10-15", "2024-10-15", "2025-01-15", "2026-07-15.pre"]
+)
 def test_current_revisions_are_accepted(server: SandboxServer, revision: str) -> None:
     assert _post_event(server, **klaviyo_headers(revision=revision)).status_code == 202
 
@@ -127,6 +142,7 @@ def test_burst_limit_gives_429_with_retry_after_and_no_ratelimit_headers(
     sandbox: Callable[..., SandboxServer],
 ) -> None:
     server = sandbox(time_scale=1)
+    _at_window_start(server)
     with klaviyo_client(server) as client:
         ok = client.get("/api/accounts")  # XS tier: 1/s burst, 15/m steady
         throttled = client.get("/api/accounts")
@@ -141,8 +157,11 @@ def test_burst_limit_gives_429_with_retry_after_and_no_ratelimit_headers(
 
 
 def test_limits_are_per_key(sandbox: Callable[..., SandboxServer]) -> None:
-    server = sandbox(time_scale=1)
-    with klaviyo_client(server, key="pk_first_key") as a, klaviyo_client(server, key="pk_other_key") as b:
+    server = sandbox(time_scale=0.01)  # 100 s windows: no boundary falls inside the test
+    with (
+        klaviyo_client(server, key="pk_first_key") as a,
+        klaviyo_client(server, key="pk_other_key") as b,
+    ):
         assert a.get("/api/accounts").status_code == 200
         assert b.get("/api/accounts").status_code == 200
         assert a.get("/api/accounts").status_code == 429
@@ -168,9 +187,9 @@ def test_time_scale_shrinks_windows_but_keeps_counts(sandbox: Callable[..., Sand
 
 
 def test_steady_window_expires_with_clock_advance(sandbox: Callable[..., SandboxServer]) -> None:
-    server = sandbox(time_scale=1)
+    server = sandbox(time_scale=0.01)
     with klaviyo_client(server) as client:
         assert client.get("/api/accounts").status_code == 200
         assert client.get("/api/accounts").status_code == 429
-        server.advance_clock(61)
+        server.advance_clock(6001)  # one scaled minute
         assert client.get("/api/accounts").status_code == 200

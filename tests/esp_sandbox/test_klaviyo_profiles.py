@@ -43,7 +43,9 @@ def test_profile_import_creates_201_then_updates_200(server: SandboxServer) -> N
 def test_null_clears_and_omission_keeps(server: SandboxServer) -> None:
     attrs = {"email": "ann@example.com", "first_name": "Ann", "title": "CTO"}
     _send(server, "POST", "/api/profile-import", _profile(attrs))
-    _send(server, "POST", "/api/profile-import", _profile({"email": "ann@example.com", "title": None}))
+    _send(
+        server, "POST", "/api/profile-import", _profile({"email": "ann@example.com", "title": None})
+    )
     (stored,) = server.state()["klaviyo"]["profiles"]
     assert stored["attributes"] == {"first_name": "Ann"}
 
@@ -75,7 +77,9 @@ def test_import_with_identifiers_of_two_profiles_is_409(server: SandboxServer) -
 def test_patch_updates_and_checks_id(server: SandboxServer) -> None:
     ann = _send(server, "POST", "/api/profiles", _profile({"email": "ann@example.com"}))
     pid = ann.json()["data"]["id"]
-    body = _profile({"last_name": "Lee"}, pid, meta={"patch_properties": {"append": {"tags": "vip"}}})
+    body = _profile(
+        {"last_name": "Lee"}, pid, meta={"patch_properties": {"append": {"tags": "vip"}}}
+    )
     response = _send(server, "PATCH", f"/api/profiles/{pid}", body)
     assert response.status_code == 200
     assert response.json()["data"]["attributes"]["last_name"] == "Lee"
@@ -106,7 +110,9 @@ def test_invalid_email_and_phone_on_profile_writes(server: SandboxServer) -> Non
     assert bad.json()["errors"][0]["source"]["pointer"] == "/data/attributes/email"
     bad = _send(server, "POST", "/api/profiles", _profile({"phone_number": "12345"}))
     assert bad.json()["errors"][0]["source"]["pointer"] == "/data/attributes/phone_number"
-    spaced = _send(server, "POST", "/api/profile-import", _profile({"phone_number": "+1 500 555 0006"}))
+    spaced = _send(
+        server, "POST", "/api/profile-import", _profile({"phone_number": "+1 500 555 0006"})
+    )
     assert spaced.status_code == 201
     assert server.state()["klaviyo"]["profiles"][0]["phone_number"] == "+15005550006"
 

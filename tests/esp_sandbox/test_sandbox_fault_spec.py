@@ -8,13 +8,24 @@ import pytest
 
 from esp_sandbox.faults import FaultInjector, FaultRule, FaultSpec, FaultSpecError
 
-FULL = "429=0.05,500=0.02,502=0.01,503=0.01,reset_before=0.01,reset_after=0.02,slow=0.02:1.5,timeout=0.01,partial=0.1"
+FULL = (
+    "429=0.05,500=0.02,502=0.01,503=0.01,reset_before=0.01,reset_after=0.02,"
+    "slow=0.02:1.5,timeout=0.01,partial=0.1"
+)
 
 
 def test_parse_full_example_and_round_trip() -> None:
     spec = FaultSpec.parse(FULL)
     assert [r.kind for r in spec.rules] == [
-        "429", "500", "502", "503", "reset_before", "reset_after", "slow", "timeout", "partial",
+        "429",
+        "500",
+        "502",
+        "503",
+        "reset_before",
+        "reset_after",
+        "slow",
+        "timeout",
+        "partial",
     ]
     assert spec.rules[6] == FaultRule("slow", 0.02, 1.5)
     assert FaultSpec.parse(spec.render()) == spec
@@ -28,7 +39,9 @@ def test_route_scope_and_max_count() -> None:
     kinds = [injector.decide("/api/events") for _ in range(3)]
     assert [k.kind if k else None for k in kinds[:2]] == ["reset_after", "reset_after"]
     assert kinds[2] is None or kinds[2].kind == "503"
-    elsewhere = Counter(f.kind if f else None for f in (injector.decide("/3.0/x") for _ in range(200)))
+    elsewhere = Counter(
+        f.kind if f else None for f in (injector.decide("/3.0/x") for _ in range(200))
+    )
     assert set(elsewhere) == {"503", None}
 
 

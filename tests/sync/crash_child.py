@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
-from sync import engine as engine_module  # noqa: E402
-from sync.config import parse_config  # noqa: E402
-from sync.engine import SyncEngine  # noqa: E402
-from sync.store.state import StateStore  # noqa: E402
-from tests.sync.fakes import LinesSource, LoggingEsp  # noqa: E402
+from sync import engine as engine_module
+from sync.config import parse_config
+from sync.engine import SyncEngine
+from sync.store.state import StateStore
+from tests.sync.fakes import LinesSource, LoggingEsp
 
 
 def main() -> None:

@@ -57,7 +57,15 @@ class LoggingEsp:
     def map(self, message: Message, customer: Customer | None) -> list[Record | RejectedRow]:
         if message.type != "track":
             return []
-        return [Record(message.message_id, "track_event", {"event": message.event, **message.properties}, message.source_ref, message.timestamp)]
+        return [
+            Record(
+                message.message_id,
+                "track_event",
+                {"event": message.event, **message.properties},
+                message.source_ref,
+                message.timestamp,
+            )
+        ]
 
     async def process_record(self, record: Record) -> None:
         self.queue.append(record)
@@ -67,7 +75,15 @@ class LoggingEsp:
         applied: list[str] = []
         for record in self.queue:
             if record.fields.get("bad"):
-                outcomes.append(Outcome(record.key, OutcomeStatus.REJECTED, record, reason="invalid value", field="properties.bad"))
+                outcomes.append(
+                    Outcome(
+                        record.key,
+                        OutcomeStatus.REJECTED,
+                        record,
+                        reason="invalid value",
+                        field="properties.bad",
+                    )
+                )
             else:
                 applied.append(record.key)
                 outcomes.append(Outcome(record.key, OutcomeStatus.ACKNOWLEDGED, record))

@@ -28,13 +28,18 @@ def test_env_reference_becomes_secret(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_missing_env_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_KLAVIYO_KEY", raising=False)
-    with pytest.raises(ConfigError, match=r"destinations\.klaviyo\.api_key: environment variable TEST_KLAVIYO_KEY"):
+    with pytest.raises(
+        ConfigError, match=r"destinations\.klaviyo\.api_key: environment variable TEST_KLAVIYO_KEY"
+    ):
         parse_config(BASE)
 
 
 def test_unknown_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_KLAVIYO_KEY", "pk_x")
-    data = {**BASE, "syncs": {"main": {"source": "events", "destinations": ["klaviyo"], "batchsize": 5}}}
+    data = {
+        **BASE,
+        "syncs": {"main": {"source": "events", "destinations": ["klaviyo"], "batchsize": 5}},
+    }
     with pytest.raises(ConfigError) as info:
         parse_config(data, "espbridge.toml")
     assert "espbridge.toml" in str(info.value)
@@ -43,8 +48,13 @@ def test_unknown_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_wrong_type_names_path_and_expectation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_KLAVIYO_KEY", "pk_x")
-    data = {**BASE, "syncs": {"main": {"source": "events", "destinations": ["klaviyo"], "batch_size": "many"}}}
-    with pytest.raises(ConfigError, match=r"syncs\.main\.batch_size: Input should be a valid integer"):
+    data = {
+        **BASE,
+        "syncs": {"main": {"source": "events", "destinations": ["klaviyo"], "batch_size": "many"}},
+    }
+    with pytest.raises(
+        ConfigError, match=r"syncs\.main\.batch_size: Input should be a valid integer"
+    ):
         parse_config(data)
 
 
@@ -58,7 +68,7 @@ def test_dangling_reference(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_load_reports_bad_toml(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[state\nurl=1")
-    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
         load_config(path)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.toml")
@@ -72,3 +82,14 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEGMENT_WEBHOOK_SECRET", "shh")
     config = load_config(example)
     assert config.syncs
+
+
+def test_environment_overrides_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_KLAVIYO_KEY", "pk_from_file")
+    monkeypatch.setenv("ESPBRIDGE__DESTINATIONS__KLAVIYO__API_KEY", "pk_from_env")
+    monkeypatch.setenv("ESPBRIDGE__STATE__URL", "sqlite:///elsewhere.db")
+    config = parse_config(BASE)
+    key = config.destinations["klaviyo"].api_key
+    assert key is not None and key.get_secret_value() == "pk_from_env"
+    assert config.state.url == "sqlite:///elsewhere.db"
+    assert config.sources["events"].type == "segment"

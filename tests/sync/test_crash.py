@@ -19,7 +19,9 @@ def _lines(log: Path) -> int:
     return log.read_bytes().count(b"\n")
 
 
-def test_sigkill_at_random_points_loses_nothing_and_resends_nothing_acknowledged(tmp_path: Path) -> None:
+def test_sigkill_at_random_points_loses_nothing_and_resends_nothing_acknowledged(
+    tmp_path: Path,
+) -> None:
     data, log = tmp_path / "events.jsonl", tmp_path / "esp.log"
     data.write_bytes(b"\n".join(track(i) for i in range(EVENTS)) + b"\n")
     log.touch()

@@ -30,8 +30,12 @@ def _config(tmp_path: Path) -> Config:
 def wired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     data = tmp_path / "events.jsonl"
     log = tmp_path / "esp.log"
-    monkeypatch.setattr(engine_module, "build_source", lambda name, s, store=None: LinesSource(name, data))
-    monkeypatch.setattr(engine_module, "build_destination", lambda name, s, t=None: LoggingEsp(name, log))
+    monkeypatch.setattr(
+        engine_module, "build_source", lambda name, s, store=None: LinesSource(name, data)
+    )
+    monkeypatch.setattr(
+        engine_module, "build_destination", lambda name, s, t=None: LoggingEsp(name, log)
+    )
     config = _config(tmp_path)
     store = StateStore.open(config.state.url)
     return {"data": data, "log": log, "config": config, "store": store}
@@ -52,13 +56,22 @@ def test_rerun_sends_only_new(wired: dict[str, Any]) -> None:
 
 def test_rejects_are_kept_and_counts_add_up(wired: dict[str, Any]) -> None:
     data, store = wired["data"], wired["store"]
-    lines = [track(0), b"{not json", track(2, bad=True), b'{"type":"track","event":"x","userId":"u"}', track(4), track(4)]
+    lines = [
+        track(0),
+        b"{not json",
+        track(2, bad=True),
+        b'{"type":"track","event":"x","userId":"u"}',
+        track(4),
+        track(4),
+    ]
     data.write_bytes(b"\n".join(lines) + b"\n")
     report = asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
     c = report.counts
     assert c["read"] == 6 and c["messages"] == 4 and c["rejected.source"] == 2
     assert c["esp.records"] == 4
-    assert c["esp.acknowledged"] + c["esp.rejected"] + c["esp.duplicate_in_batch"] == c["esp.records"]
+    assert (
+        c["esp.acknowledged"] + c["esp.rejected"] + c["esp.duplicate_in_batch"] == c["esp.records"]
+    )
     rejects = {r["source_ref"]: r for r in store.rejects(sync="main")}
     assert rejects["events.jsonl:2"]["stage"] == "source"
     assert rejects["events.jsonl:4"]["field"] == "messageId"
@@ -82,11 +95,13 @@ def test_duplicate_message_ids_across_runs_are_sent_once(wired: dict[str, Any]) 
 
 def test_dry_run_changes_nothing(wired: dict[str, Any]) -> None:
     data, log, store = wired["data"], wired["log"], wired["store"]
+    log.touch()
     data.write_bytes(track(1) + b"\n")
     report = asyncio.run(SyncEngine(wired["config"], store).run_sync("main", dry_run=True))
     assert report.dry_run and report.counts["read"] == 1
     assert store.get_bookmark("main", "events") is None
     assert store.ledger_status("esp", ["m1"]) == {}
+    assert store.runs()[0]["dry_run"] is True
 
 
 def test_second_concurrent_run_is_refused(wired: dict[str, Any]) -> None:

@@ -240,3 +240,11 @@ def test_order_within_a_run_does_not_matter(tmp_path: Path) -> None:
         },
         cid("user_id", "u2"): {("user_id", "u2")},
     }
+
+
+def test_dry_run_resolves_without_writing(store: StateStore) -> None:
+    resolver = IdentityResolver(store)
+    resolver.resolve_batch([msg(1, user="u1", anon="a1")])
+    dry = resolver.resolve([msg(2, user="u1", email="new@x.com")], persist=False)
+    assert dry.customers["m0002"].identifiers["email"] == ["new@x.com"]
+    assert partition(store) == {cid("user_id", "u1"): {("user_id", "u1"), ("anonymous_id", "a1")}}

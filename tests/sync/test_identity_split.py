@@ -82,7 +82,7 @@ UNLIMITED = IdentitySettings(limits={"user_id": 99, "email": 99, "anonymous_id":
 DEFAULT = IdentitySettings(limits={"user_id": 1, "email": 2, "anonymous_id": 2})
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages(), st.data())
 def test_any_split_and_order_gives_the_same_customers(
     batch: list[Message], data: st.DataObject
@@ -95,7 +95,7 @@ def test_any_split_and_order_gives_the_same_customers(
     assert run_all(runs, UNLIMITED) == run_all([batch], UNLIMITED)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages(), st.data())
 def test_splitting_in_event_time_order_gives_the_same_customers(
     batch: list[Message], data: st.DataObject

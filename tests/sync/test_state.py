@@ -24,7 +24,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> StateStore:
 
 
 def _record(key: str) -> Record:
-    return Record(key, "track_event", {"api_key": "pk_secret", "x": 1}, f"f.jsonl:{key}", datetime.now(UTC))
+    return Record(
+        key, "track_event", {"api_key": "pk_secret", "x": 1}, f"f.jsonl:{key}", datetime.now(UTC)
+    )
 
 
 def test_commit_is_atomic_with_bookmark(store: StateStore) -> None:
@@ -33,7 +35,17 @@ def test_commit_is_atomic_with_bookmark(store: StateStore) -> None:
         ("klaviyo", Outcome("a", OutcomeStatus.ACKNOWLEDGED, _record("a"))),
         ("klaviyo", Outcome("b", OutcomeStatus.REJECTED, _record("b"), reason="bad email")),
     ]
-    rejects = [RejectedRow("f.jsonl:2", "properties.email", "bad email", "destination", {"api_key": "pk_secret"}, "klaviyo", "b")]
+    rejects = [
+        RejectedRow(
+            "f.jsonl:2",
+            "properties.email",
+            "bad email",
+            "destination",
+            {"api_key": "pk_secret"},
+            "klaviyo",
+            "b",
+        )
+    ]
     store.commit_batch(BatchCommit(run, "s", "src", {"offset": 2}, outcomes, rejects, {"read": 2}))
     assert store.get_bookmark("s", "src") == {"offset": 2}
     assert store.ledger_status("klaviyo", ["a", "b", "c"]) == {"a": "acknowledged"}
@@ -50,7 +62,15 @@ def test_pending_then_acknowledged(store: StateStore) -> None:
     run = store.start_run("s")
     store.mark_pending(run, "s", "mailchimp", [_record("e1"), _record("e2")])
     assert store.ledger_status("mailchimp", ["e1", "e2"]) == {"e1": "pending", "e2": "pending"}
-    store.commit_batch(BatchCommit(run, "s", "src", None, [("mailchimp", Outcome("e1", OutcomeStatus.ACKNOWLEDGED, _record("e1")))]))
+    store.commit_batch(
+        BatchCommit(
+            run,
+            "s",
+            "src",
+            None,
+            [("mailchimp", Outcome("e1", OutcomeStatus.ACKNOWLEDGED, _record("e1")))],
+        )
+    )
     assert store.ledger_status("mailchimp", ["e1", "e2"]) == {"e1": "acknowledged", "e2": "pending"}
 
 
@@ -65,7 +85,9 @@ def test_lock_excludes_and_expires(store: StateStore) -> None:
 
 def test_ledger_lookup_in_chunks(store: StateStore) -> None:
     run = store.start_run("s")
-    outcomes = [("k", Outcome(str(i), OutcomeStatus.ACKNOWLEDGED, _record(str(i)))) for i in range(1200)]
+    outcomes = [
+        ("k", Outcome(str(i), OutcomeStatus.ACKNOWLEDGED, _record(str(i)))) for i in range(1200)
+    ]
     store.commit_batch(BatchCommit(run, "s", "src", None, outcomes))
     found = store.ledger_status("k", [str(i) for i in range(0, 2400, 2)])
     assert len(found) == 600

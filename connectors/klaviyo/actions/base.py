@@ -19,6 +19,8 @@ from mapping.types import Message, RejectedRow
 
 Body = dict[str, Any]
 MapResult = list[Record | RejectedRow]
+MAX_EXTERNAL_ID = 255
+NO_IDENTIFIER = "one of email, phone_number, external_id or anonymous_id is required"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +56,18 @@ class MapContext:
     settings: KlaviyoSettings
     now: datetime
     destination: str
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: KlaviyoSettings, now: datetime, destination: str) -> MapContext:
+        """A context with the rename table (defaults + config) computed once."""
+        table = {k.lower(): v for k, v in {**METRIC_NAMES, **settings.metric_names}.items()}
+        return cls(settings, now, destination, table)
 
     def metric_name(self, event: str) -> str:
         """The Klaviyo metric for a Segment event name (renames are case-insensitive)."""
-        table = {k.lower(): v for k, v in {**METRIC_NAMES, **self.settings.metric_names}.items()}
-        return table.get(event.strip().lower(), event)
+        renames = self.renames or MapContext.build(self.settings, self.now, "").renames
+        return renames.get(event.strip().lower(), event)
 
     def is_backfill(self, event_time: datetime) -> bool:
         """True for events older than the freshness window: recorded without firing flows."""
@@ -143,6 +152,10 @@ def identifiers(
         notes.extend([note] if note else [])
     if isinstance(chosen.get("email"), str):
         chosen["email"] = chosen["email"].strip()
+    external = chosen.get("external_id")
+    if external is not None and len(str(external)) > MAX_EXTERNAL_ID:
+        notes.append(f"external_id dropped: longer than {MAX_EXTERNAL_ID} characters")
+        chosen["external_id"] = None
     return {k: str(v) for k, v in chosen.items() if v not in (None, "")}, notes
 
 
@@ -166,7 +179,9 @@ def reject(
     )
 
 
-NO_IDENTIFIER = "one of email, phone_number, external_id or anonymous_id is required"
+def missing_identifier(notes: Sequence[str], base: str = NO_IDENTIFIER) -> str:
+    """The reject reason for a profile with no usable identifier, with why some were dropped."""
+    return f"{base} ({'; '.join(notes)})" if notes else base
 
 
 def json_size(value: Any) -> int:

@@ -28,6 +28,7 @@ NAME = "placed_order"
 DEFAULTS: Mapping[str, FieldSpec] = {
     **EVENT_DEFAULTS,
     "products": FieldSpec(path=["properties.products"]),
+    "order_metric": FieldSpec(value="Placed Order"),
     "product_metric": FieldSpec(value=ORDERED_PRODUCT_METRIC),
 }
 LIMITS = track_event.LIMITS
@@ -80,11 +81,12 @@ def _record(message: Message, fields: dict[str, Any], line: int | None) -> Recor
 
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """The order event followed by one event per product line."""
-    order = track_event.event_fields(message, customer, ctx, action=NAME, metric="Placed Order")
-    if isinstance(order, str):
-        return [reject(message, ctx, order.partition(":")[0], order, message.message_id)]
-    out: MapResult = [_record(message, order, None)]
     products = resolve_message(specs_for(NAME, DEFAULTS, ctx), message).values
+    metric = str(products.get("order_metric") or "Placed Order")
+    order = track_event.event_fields(message, customer, ctx, action=NAME, metric=metric)
+    if isinstance(order, tuple):
+        return [reject(message, ctx, order[0], order[1], message.message_id)]
+    out: MapResult = [_record(message, order, None)]
     items = products.get("products") or []
     if not isinstance(items, list):
         return [
@@ -94,7 +96,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             ),
         ]
     base = {k: v for k, v in order["properties"].items() if k != "products"}
-    metric = str(products.get("product_metric") or ORDERED_PRODUCT_METRIC)
+    line_metric = str(products.get("product_metric") or ORDERED_PRODUCT_METRIC)
     for line, item in enumerate(items):
         key = f"{order['unique_id']}:{line}"
         if not isinstance(item, dict):
@@ -106,7 +108,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             continue
         product = {
             **order,
-            "metric": metric,
+            "metric": line_metric,
             "properties": {**base, **item},
             "value": _line_value(item),
             "unique_id": key,

@@ -36,7 +36,11 @@ from mapping.paths import get_path
 from mapping.types import Message
 
 NAME = "subscribe"
-DEFAULTS: Mapping[str, FieldSpec] = LIST_DEFAULTS
+DEFAULTS: Mapping[str, FieldSpec] = {
+    **LIST_DEFAULTS,
+    "channels": FieldSpec(path=[]),
+}
+CHANNELS = frozenset({"email", "sms"})
 LIMITS = BatchLimits(max_items=1000)
 BULK_COLLECTION = "/data/attributes/profiles/data"
 Consent = Literal["subscribed", "unsubscribed"]
@@ -89,7 +93,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
     key = f"subscribe:{message.message_id}"
     list_id, ids, notes = list_fields(NAME, message, customer, ctx)
     have = {"email": "email" in ids, "sms": "phone_number" in ids}
-    channels = [c for c in ctx.settings.consent.channels if have[c]]
+    channels = [c for c in wanted_channels(message, ctx) if have.get(c)]
     if not channels:
         wanted = ", ".join(ctx.settings.consent.channels)
         return [
@@ -115,6 +119,14 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             event_time=message.timestamp,
         )
     ]
+
+
+def wanted_channels(message: Message, ctx: MapContext) -> list[str]:
+    """Channels mapped on the message (`channels` field), else the configured ones."""
+    mapped = resolve_message(specs_for(NAME, DEFAULTS, ctx), message).values.get("channels")
+    if isinstance(mapped, list) and mapped and set(mapped) <= CHANNELS:
+        return [str(c) for c in mapped]
+    return list(ctx.settings.consent.channels)
 
 
 def batch_key(record: Record) -> tuple[Any, ...]:

@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.actions.base import (
-    NO_IDENTIFIER,
     ApiRequest,
     BatchLimits,
     Body,
@@ -23,6 +22,7 @@ from connectors.klaviyo.actions.base import (
     identifiers,
     iso_time,
     json_size,
+    missing_identifier,
     profile_id,
     reject,
     resolve_message,
@@ -38,6 +38,8 @@ NAME = "track_event"
 DEFAULTS: Mapping[str, FieldSpec] = EVENT_DEFAULTS
 LIMITS = BatchLimits(max_items=1000, max_bytes=5_000_000)
 BULK_COLLECTION = "/data/attributes/events-bulk-create/data"
+MAX_METRIC = 127
+MAX_PROPERTIES = 400
 
 
 class EventProfile(BaseModel):
@@ -91,8 +93,8 @@ def event_fields(
     action: str,
     metric: str | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any] | str:
-    """The fields of one event, or the reason it cannot be sent.
+) -> dict[str, Any] | tuple[str, str]:
+    """The fields of one event, or (field, reason) when it cannot be sent.
 
     Args:
         message: The Segment message.
@@ -107,17 +109,19 @@ def event_fields(
     profile, notes = identifiers(values, customer, ctx, anonymous=True)
     known_id = profile_id(customer)
     if not profile and not known_id:
-        return NO_IDENTIFIER
+        return ("profile", missing_identifier(notes))
     try:
         value = number(values.get("value"))
     except ValueError:
-        return f"value: {values.get('value')!r} is not a number"
+        return ("value", f"value: {values.get('value')!r} is not a number")
     name = metric or ctx.metric_name(str(values.get("metric_name") or ""))
-    if not name:
-        return "metric_name: the event has no name"
+    if not name or len(name) > MAX_METRIC:
+        return ("metric_name", f"metric_name: must be 1 to {MAX_METRIC} characters: {name!r}")
     properties = {
         k: v for k, v in dict(values.get("properties") or {}).items() if k not in VALUE_KEYS
     }
+    if len(properties) > MAX_PROPERTIES:
+        return ("properties", f"properties: at most {MAX_PROPERTIES}, got {len(properties)}")
     return {
         "metric": name,
         "properties": properties,
@@ -135,16 +139,8 @@ def event_fields(
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """One record for one track call (or a mapping reject naming the field)."""
     fields = event_fields(message, customer, ctx, action=NAME)
-    if isinstance(fields, str):
-        return [
-            reject(
-                message,
-                ctx,
-                fields.partition(":")[0] if ":" in fields else "profile",
-                fields,
-                message.message_id,
-            )
-        ]
+    if isinstance(fields, tuple):
+        return [reject(message, ctx, fields[0], fields[1], message.message_id)]
     return [
         Record(
             key=fields["unique_id"],

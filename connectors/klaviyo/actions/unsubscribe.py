@@ -1,7 +1,8 @@
 """Unsubscribe: always honoured → `POST /api/profile-subscription-bulk-delete-jobs`.
 
 A consent field that says the person withdrew, or an `Unsubscribed` event, sends
-`UNSUBSCRIBED` marketing consent for every channel the profile has (≤ 100 per job).
+`UNSUBSCRIBED` marketing consent for the mapped (or configured) channels, or for every
+channel the profile has when it has none of those (≤ 100 profiles per job).
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from connectors.klaviyo.actions.base import (
     reject,
     rows_from_pointers,
 )
-from connectors.klaviyo.actions.subscribe import BULK_COLLECTION, consent_of, list_fields
+from connectors.klaviyo.actions.subscribe import (
+    BULK_COLLECTION,
+    consent_of,
+    list_fields,
+    wanted_channels,
+)
 from connectors.klaviyo.defaults import LIST_DEFAULTS, UNSUBSCRIBE_EVENTS
 from connectors.klaviyo.errors import error_entries, field_of
 from mapping.fields import FieldSpec
@@ -56,10 +62,14 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
         return [
             reject(message, ctx, "profile", "unsubscribe needs an email or a phone number", key)
         ]
+    present = {"email": "email" in ids, "sms": "phone_number" in ids}
+    channels = [c for c in wanted_channels(message, ctx) if present[c]]
+    # Always honoured: with none of the wanted channels, withdraw every channel it has.
+    channels = channels or [c for c, here in present.items() if here]
     fields = {
         "list_id": list_id,
-        "email": ids.get("email"),
-        "phone_number": ids.get("phone_number"),
+        "email": ids.get("email") if "email" in channels else None,
+        "phone_number": ids.get("phone_number") if "sms" in channels else None,
         "notes": notes,
     }
     return [

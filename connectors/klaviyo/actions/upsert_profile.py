@@ -27,6 +27,7 @@ from connectors.klaviyo.actions.base import (
     RowError,
     identifiers,
     json_size,
+    missing_identifier,
     profile_id,
     reject,
     resolve_message,
@@ -102,7 +103,15 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
     ids, notes = identifiers(values, customer, ctx, anonymous=False)
     known = profile_id(customer)
     if not ids and not known:
-        return [reject(message, ctx, "profile", NO_IDENTIFIER.replace(" or anonymous_id", ""), key)]
+        return [
+            reject(
+                message,
+                ctx,
+                "profile",
+                missing_identifier(notes, NO_IDENTIFIER.replace(" or anonymous_id", "")),
+                key,
+            )
+        ]
     fields = {
         "attributes": profile_attributes(values, ids),
         "unset": _unset(message, ctx),
@@ -141,11 +150,17 @@ def build_request(record: Record) -> ApiRequest:
     return ApiRequest("create_or_update_profile", {"data": resource(record.fields)})
 
 
-def build_update(record: Record, known_id: str) -> ApiRequest:
-    """`PATCH /api/profiles/{id}` for the profile a 409 named."""
-    return ApiRequest(
-        "update_profile", {"data": resource(record.fields, with_id=known_id)}, {"id": known_id}
-    )
+IDENTIFIER_ATTRIBUTES = ("email", "phone_number", "external_id")
+
+
+def build_update(record: Record, known_id: str, *, identifiers: bool = True) -> ApiRequest:
+    """`PATCH /api/profiles/{id}` for the profile a 409 named (optionally without identifiers)."""
+    data = resource(record.fields, with_id=known_id)
+    if not identifiers:
+        data["attributes"] = {
+            k: v for k, v in data["attributes"].items() if k not in IDENTIFIER_ATTRIBUTES
+        }
+    return ApiRequest("update_profile", {"data": data}, {"id": known_id})
 
 
 def build_batch(records: Sequence[Record], list_id: str | None = None) -> ApiRequest:

@@ -16,11 +16,22 @@ from typing import Any
 from mapping.fields import FieldSpec
 
 EMAIL_PATHS = ["traits.email", "context.traits.email", "properties.email", "customer.email"]
+LIST_PATHS = ["integrations.Mailchimp.listId", "integrations.MailChimp.listId"]
 
 
 def email_field() -> FieldSpec:
     """The member's address: message traits first, then identity resolution's."""
     return FieldSpec(path=list(EMAIL_PATHS), required=True)
+
+
+def list_field() -> FieldSpec:
+    """A per-message audience (Segment's `integrations.Mailchimp.listId`); else `list_id`."""
+    return FieldSpec(path=list(LIST_PATHS))
+
+
+def audience_of(fields: Mapping[str, Any], default: str) -> str:
+    """The audience a record goes to: its own `list_id`, else the destination's."""
+    return str(fields.get("list_id") or default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,11 @@ from typing import Any
 import orjson
 
 from connectors.base import Outcome, Record
+from connectors.errors import RejectedPayload
 from connectors.mailchimp.actions import (
     ApiRequest,
     BatchLimits,
+    audience_of,
     journey_trigger,
     member_event,
     tags,
@@ -149,14 +151,15 @@ async def run_batch(
 def record_request(settings: MailchimpSettings, record: Record) -> ApiRequest:
     """The single request a record stands for (upserts, tags, member events)."""
     s = settings
+    list_id = audience_of(record.fields, s.list_id)
     if record.action == upsert_member.NAME:
         return upsert_member.build_request(
-            s.list_id, record.fields, s.status_if_new, s.skip_merge_validation
+            list_id, record.fields, s.status_if_new, s.skip_merge_validation
         )
     if record.action == tags.NAME:
-        return tags.build_request(s.list_id, record.fields, s.is_syncing)
+        return tags.build_request(list_id, record.fields, s.is_syncing)
     if record.action == member_event.NAME:
-        return member_event.build_request(s.list_id, record.fields, s.is_syncing)
+        return member_event.build_request(list_id, record.fields, s.is_syncing)
     raise ValueError(f"{record.action} cannot go through /batches")
 
 
@@ -199,6 +202,8 @@ class BatchRunner:
             )
         except (UncertainDelivery, BatchTimeout):
             return [], [dataclasses.replace(r, uncertain=True) for r in records]
+        except RejectedPayload:
+            return [], list(records)  # the batch itself was refused: send each directly
         outcomes: list[Outcome] = []
         left: list[Record] = []
         for record in records:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.mailchimp.actions import ApiRequest, BatchLimits, email_field
+from connectors.mailchimp.actions import ApiRequest, BatchLimits, email_field, list_field
 from connectors.mailchimp.actions.member_event import KEY_PROPERTY
 from connectors.mailchimp.hashing import subscriber_hash
 from connectors.mailchimp.settings import MailchimpSettings
@@ -38,8 +38,11 @@ NAME = "journey_trigger"
 TITLE = "Trigger a Customer Journey step"
 INTENT_MARKER = "espbridge_journey_intent"
 SENT_MARKER = "espbridge_journey_sent"
-FIELDS: dict[str, FieldSpec] = {"email": email_field()}
-DESCRIPTIONS = {"email": "The member's email address; the member must be in the audience."}
+FIELDS: dict[str, FieldSpec] = {"email": email_field(), "list_id": list_field()}
+DESCRIPTIONS = {
+    "email": "The member's email address; the member must be in the audience.",
+    "list_id": "The audience of the marker events (else the destination's list_id).",
+}
 LIMITS = BatchLimits(default=1, maximum=1)
 
 

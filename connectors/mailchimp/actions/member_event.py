@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from connectors.mailchimp.actions import ApiRequest, BatchLimits, email_field
+from connectors.mailchimp.actions import ApiRequest, BatchLimits, email_field, list_field
 from connectors.mailchimp.hashing import subscriber_hash
 from connectors.mailchimp.settings import MailchimpSettings
 from mapping.fields import FieldSpec
@@ -36,11 +36,13 @@ NAME_MIN, NAME_MAX = 2, 30
 READ_PAGE = 1000
 FIELDS: dict[str, FieldSpec] = {
     "email": email_field(),
+    "list_id": list_field(),
     "name": FieldSpec(path=["event"], required=True),
     "properties": FieldSpec(path=["properties"]),
     "occurred_at": FieldSpec(path=["timestamp"], required=True),
 }
 DESCRIPTIONS = {
+    "list_id": "The audience, when a message names its own (else the destination's list_id).",
     "email": "The member's email address; the member must be in the audience.",
     "name": "Event name, normalised to 2-30 characters of a-z, 0-9, _ and -.",
     "properties": "Event properties; every value is sent as a string.",

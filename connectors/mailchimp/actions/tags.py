@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.mailchimp.actions import ApiRequest, BatchLimits, email_field
+from connectors.mailchimp.actions import ApiRequest, BatchLimits, email_field, list_field
 from connectors.mailchimp.hashing import subscriber_hash
 from connectors.mailchimp.settings import MailchimpSettings
 from mapping.fields import FieldSpec
@@ -19,10 +19,12 @@ NAME = "tags"
 TITLE = "Add and remove tags"
 FIELDS: dict[str, FieldSpec] = {
     "email": email_field(),
+    "list_id": list_field(),
     "add": FieldSpec(path=["traits.tags"]),
     "remove": FieldSpec(path=["traits.removed_tags"]),
 }
 DESCRIPTIONS = {
+    "list_id": "The audience, when a message names its own (else the destination's list_id).",
     "email": "The member's email address.",
     "add": "Tags to add: a list of names or a comma-separated string.",
     "remove": "Tags to remove: a list of names or a comma-separated string.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.mailchimp.actions import ApiRequest, BatchLimits, email_field
+from connectors.mailchimp.actions import ApiRequest, BatchLimits, email_field, list_field
 from connectors.mailchimp.hashing import subscriber_hash
 from connectors.mailchimp.settings import MailchimpSettings
 from mapping.fields import FieldSpec
@@ -20,9 +20,11 @@ NAME = "upsert_member"
 TITLE = "Upsert member"
 FIELDS: dict[str, FieldSpec] = {
     "email": email_field(),
+    "list_id": list_field(),
     "language": FieldSpec(path=["traits.language"]),
 }
 DESCRIPTIONS = {
+    "list_id": "The audience, when a message names its own (else the destination's list_id).",
     "email": "The member's email address (lower-cased and trimmed before hashing).",
     "language": "The member's language code, e.g. `fr` (Mailchimp's language list).",
 }

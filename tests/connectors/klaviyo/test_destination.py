@@ -14,7 +14,7 @@ from connectors.errors import AuthFailed
 
 from .testkit import FakeKlaviyo, destination, records_of
 
-FAST = {"retry": {"initial_seconds": 0.001, "max_delay_seconds": 0.01}}
+FAST: dict[str, Any] = {"retry": {"initial_seconds": 0.001, "max_delay_seconds": 0.01}}
 
 
 def _event(i: int, email: str | None = None, **props: Any) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _event(i: int, email: str | None = None, **props: Any) -> dict[str, Any]:
 
 def _sent_unique_ids(fake: FakeKlaviyo) -> Counter[str]:
     seen: Counter[str] = Counter()
-    for method, path, body in fake.requests:
+    for _method, path, body in fake.requests:
         if path == "/api/events":
             seen[body["data"]["attributes"]["unique_id"]] += 1
         elif path == "/api/event-bulk-create-jobs":
@@ -45,7 +45,7 @@ async def _run(dest: Any, raws: list[dict[str, Any]]) -> list[Any]:
     for raw in raws:
         for record in records_of(dest, raw):
             await dest.process_record(record)
-    outcomes = await dest.drain()
+    outcomes: list[Any] = await dest.drain()
     await dest.aclose()
     return outcomes
 
@@ -78,7 +78,7 @@ async def test_volume_uses_bulk_and_single_and_sends_each_event_once() -> None:
     assert paths["POST /api/event-bulk-create-jobs"] >= 2
     ids = _sent_unique_ids(fake)
     assert len(ids) == 2500 and set(ids.values()) == {1}
-    for method, path, body in fake.requests:
+    for _method, path, body in fake.requests:
         if path == "/api/event-bulk-create-jobs":
             entries = body["data"]["attributes"]["events-bulk-create"]["data"]
             assert sum(len(e["attributes"]["events"]["data"]) for e in entries) <= 1000
@@ -87,8 +87,15 @@ async def test_volume_uses_bulk_and_single_and_sends_each_event_once() -> None:
 async def test_bulk_requests_stay_under_5_mb() -> None:
     fake = FakeKlaviyo()
     blob = "x" * 20_000
-    await _run(destination(fake, batch={"single_concurrency": 1}), [_event(i, blob=blob) for i in range(600)])
-    sizes = [len(httpx.Request("POST", "http://x", json=b).content) for _, p, b in fake.requests if p.endswith("jobs")]
+    await _run(
+        destination(fake, batch={"single_concurrency": 1}),
+        [_event(i, blob=blob) for i in range(600)],
+    )
+    sizes = [
+        len(httpx.Request("POST", "http://x", json=b).content)
+        for _, p, b in fake.requests
+        if p.endswith("jobs")
+    ]
     assert sizes and max(sizes) <= 5_000_000
     assert len(_sent_unique_ids(fake)) == 600
 
@@ -109,14 +116,33 @@ async def test_partial_bulk_failure_rejects_the_bad_row_and_resends_the_rest() -
         calls["n"] += 1
         if calls["n"] > 1:
             return httpx.Response(202)
-        pointer = "/data/attributes/events-bulk-create/data/1/attributes/events/data/0/attributes/time"
-        return httpx.Response(400, json={"errors": [{"id": "e", "code": "invalid", "title": "Invalid input.", "detail": "time is too far in the future", "source": {"pointer": pointer}}]})
+        pointer = (
+            "/data/attributes/events-bulk-create/data/1/attributes/events/data/0/attributes/time"
+        )
+        return httpx.Response(
+            400,
+            json={
+                "errors": [
+                    {
+                        "id": "e",
+                        "code": "invalid",
+                        "title": "Invalid input.",
+                        "detail": "time is too far in the future",
+                        "source": {"pointer": pointer},
+                    }
+                ]
+            },
+        )
 
     fake = FakeKlaviyo(answer)
     raws = [_event(i, email=f"only{i}@example.com") for i in range(40)]
-    outcomes = await _run(destination(fake, batch={"single_concurrency": 1, "bulk_concurrency": 1}), raws)
+    outcomes = await _run(
+        destination(fake, batch={"single_concurrency": 1, "bulk_concurrency": 1}), raws
+    )
     rejected = [o for o in outcomes if o.status is OutcomeStatus.REJECTED]
-    assert [(o.key, o.reason, o.field) for o in rejected] == [("m-1", "time is too far in the future", "time")]
+    assert [(o.key, o.reason, o.field) for o in rejected] == [
+        ("m-1", "time is too far in the future", "time")
+    ]
     assert sum(o.status is OutcomeStatus.ACKNOWLEDGED for o in outcomes) == 39
     resent = fake.requests[-1][2]["data"]["attributes"]["events-bulk-create"]["data"]
     assert len(resent) == 39
@@ -141,22 +167,59 @@ async def test_transient_failures_are_retried(fault: str) -> None:
 
 async def test_other_4xx_is_rejected_with_klaviyo_detail_and_not_retried() -> None:
     def answer(request: httpx.Request, body: Any) -> httpx.Response:
-        return httpx.Response(400, json={"errors": [{"id": "1", "code": "invalid", "title": "Invalid", "detail": "Invalid email address", "source": {"pointer": "/data/attributes/profile/data/attributes/email"}}]})
+        return httpx.Response(
+            400,
+            json={
+                "errors": [
+                    {
+                        "id": "1",
+                        "code": "invalid",
+                        "title": "Invalid",
+                        "detail": "Invalid email address",
+                        "source": {"pointer": "/data/attributes/profile/data/attributes/email"},
+                    }
+                ]
+            },
+        )
 
     fake = FakeKlaviyo(answer)
     [outcome] = await _run(destination(fake, **FAST), [_event(1)])
     assert outcome.status is OutcomeStatus.REJECTED
-    assert (outcome.reason, outcome.field) == ("Invalid email address", "profile.data.attributes.email")
+    assert (outcome.reason, outcome.field) == (
+        "Invalid email address",
+        "profile.data.attributes.email",
+    )
     assert len(fake.requests) == 1
 
 
-IDENTIFY = {"type": "identify", "messageId": "i-1", "userId": "u-1", "traits": {"email": "ann@example.com", "plan": "pro"}}
+IDENTIFY = {
+    "type": "identify",
+    "messageId": "i-1",
+    "userId": "u-1",
+    "traits": {"email": "ann@example.com", "plan": "pro"},
+}
 
 
 async def test_409_duplicate_profile_patches_and_reports_the_learned_id() -> None:
     def answer(request: httpx.Request, body: Any) -> httpx.Response:
         if request.url.path == "/api/profile-import":
-            return httpx.Response(409, json={"errors": [{"id": "x", "status": 409, "code": "duplicate_profile", "title": "Conflict.", "detail": "A profile already exists with one of these identifiers.", "source": {"pointer": "/data/attributes"}, "links": {}, "meta": {"duplicate_profile_id": "01DUP"}}]})
+            return httpx.Response(
+                409,
+                json={
+                    "errors": [
+                        {
+                            "id": "x",
+                            "status": 409,
+                            "code": "duplicate_profile",
+                            "title": "Conflict.",
+                            "detail": "A profile already exists with one of these identifiers.",
+                            "source": {"pointer": "/data/attributes"},
+                            "links": {},
+                            "meta": {"duplicate_profile_id": "01DUP"},
+                        }
+                    ]
+                },
+            )
         return httpx.Response(200, json={"data": {"type": "profile", "id": "01DUP"}})
 
     fake = FakeKlaviyo(answer)
@@ -168,7 +231,9 @@ async def test_409_duplicate_profile_patches_and_reports_the_learned_id() -> Non
 
 
 async def test_profile_import_reports_the_created_id() -> None:
-    fake = FakeKlaviyo(lambda r, b: httpx.Response(201, json={"data": {"type": "profile", "id": "01NEW"}}))
+    fake = FakeKlaviyo(
+        lambda r, b: httpx.Response(201, json={"data": {"type": "profile", "id": "01NEW"}})
+    )
     [outcome] = await _run(destination(fake), [IDENTIFY])
     assert outcome.learned_ids == {"klaviyo_profile_id": "01NEW"}
 
@@ -179,20 +244,63 @@ async def test_bulk_import_is_polled_and_import_errors_become_rejects() -> None:
     def answer(request: httpx.Request, body: Any) -> httpx.Response:
         path = request.url.path
         if path == "/api/profile-bulk-import-jobs":
-            return httpx.Response(202, json={"data": {"type": "profile-bulk-import-job", "id": "job-1", "attributes": {"status": "queued"}}})
+            return httpx.Response(
+                202,
+                json={
+                    "data": {
+                        "type": "profile-bulk-import-job",
+                        "id": "job-1",
+                        "attributes": {"status": "queued"},
+                    }
+                },
+            )
         if path == "/api/profile-bulk-import-jobs/job-1":
             polls["n"] += 1
             status = "complete" if polls["n"] > 1 else "processing"
-            return httpx.Response(200, json={"data": {"type": "profile-bulk-import-job", "id": "job-1", "attributes": {"status": status, "failed_count": 1}}})
+            return httpx.Response(
+                200,
+                json={
+                    "data": {
+                        "type": "profile-bulk-import-job",
+                        "id": "job-1",
+                        "attributes": {"status": status, "failed_count": 1},
+                    }
+                },
+            )
         if path == "/api/profile-bulk-import-jobs/job-1/import-errors":
             if "page[cursor]" not in request.url.params:
-                error = {"type": "import-error", "id": "e1", "attributes": {"code": "invalid", "title": "Invalid", "detail": "Invalid phone number", "source": {"pointer": "/data/attributes/profiles/data/3/attributes/phone_number"}}}
-                return httpx.Response(200, json={"data": [error], "links": {"self": "x", "next": "https://k/api/x?page%5Bcursor%5D=abc"}})
+                error = {
+                    "type": "import-error",
+                    "id": "e1",
+                    "attributes": {
+                        "code": "invalid",
+                        "title": "Invalid",
+                        "detail": "Invalid phone number",
+                        "source": {
+                            "pointer": "/data/attributes/profiles/data/3/attributes/phone_number"
+                        },
+                    },
+                }
+                return httpx.Response(
+                    200,
+                    json={
+                        "data": [error],
+                        "links": {"self": "x", "next": "https://k/api/x?page%5Bcursor%5D=abc"},
+                    },
+                )
             return httpx.Response(200, json={"data": [], "links": {"self": "x"}})
         return httpx.Response(404)
 
     fake = FakeKlaviyo(answer)
-    raws = [{**IDENTIFY, "messageId": f"i-{i}", "userId": f"u-{i}", "traits": {"email": f"p{i}@example.com"}} for i in range(30)]
+    raws = [
+        {
+            **IDENTIFY,
+            "messageId": f"i-{i}",
+            "userId": f"u-{i}",
+            "traits": {"email": f"p{i}@example.com"},
+        }
+        for i in range(30)
+    ]
     outcomes = await _run(destination(fake, batch={"job_poll_seconds": 0.001}), raws)
     rejected = [(o.key, o.reason, o.field) for o in outcomes if o.status is OutcomeStatus.REJECTED]
     assert rejected == [("profile:i-3", "Invalid phone number", "phone_number")]
@@ -209,17 +317,37 @@ async def test_oauth_refreshes_once_on_401() -> None:
         tokens.append(request.headers["authorization"])
         return httpx.Response(401 if tokens[-1] == "Bearer stale" else 202, json={"errors": []})
 
-    oauth = {"token_url": "https://klaviyo.test/oauth/token", "client_id": "cid", "client_secret": "s", "refresh_token": "r", "access_token": "stale"}
+    oauth = {
+        "token_url": "https://klaviyo.test/oauth/token",
+        "client_id": "cid",
+        "client_secret": "s",
+        "refresh_token": "r",
+        "access_token": "stale",
+    }
     outcomes = await _run(destination(FakeKlaviyo(answer), api_key=None, oauth=oauth), [_event(1)])
     assert [o.status for o in outcomes] == [OutcomeStatus.ACKNOWLEDGED]
     assert tokens == ["Bearer stale", "Bearer fresh"]
 
 
 async def test_check_describes_the_account_or_raises_auth_failed() -> None:
-    account = {"data": [{"type": "account", "id": "AbC123", "attributes": {"contact_information": {"organization_name": "Acme"}}}]}
+    account = {
+        "data": [
+            {
+                "type": "account",
+                "id": "AbC123",
+                "attributes": {"contact_information": {"organization_name": "Acme"}},
+            }
+        ]
+    }
     ok = destination(FakeKlaviyo(lambda r, b: httpx.Response(200, json=account)))
     assert "Acme (AbC123)" in await ok.check()
-    bad = destination(FakeKlaviyo(lambda r, b: httpx.Response(401, json={"errors": [{"detail": "Incorrect authentication credentials."}]})))
+    bad = destination(
+        FakeKlaviyo(
+            lambda r, b: httpx.Response(
+                401, json={"errors": [{"detail": "Incorrect authentication credentials."}]}
+            )
+        )
+    )
     with pytest.raises(AuthFailed):
         await bad.check()
     await ok.aclose()
@@ -230,11 +358,24 @@ async def test_unsubscribe_is_sent_after_subscribe_in_the_same_drain() -> None:
     fake = FakeKlaviyo()
     traits = {"email": "ann@example.com"}
     raws = [
-        {"type": "identify", "messageId": "a", "userId": "u", "traits": {**traits, "email_consent": True}},
-        {"type": "identify", "messageId": "b", "userId": "u", "traits": {**traits, "email_consent": False}},
+        {
+            "type": "identify",
+            "messageId": "a",
+            "userId": "u",
+            "traits": {**traits, "email_consent": True},
+        },
+        {
+            "type": "identify",
+            "messageId": "b",
+            "userId": "u",
+            "traits": {**traits, "email_consent": False},
+        },
     ]
     await _run(destination(fake, actions=["subscribe", "unsubscribe"]), raws)
-    assert fake.paths() == ["POST /api/profile-subscription-bulk-create-jobs", "POST /api/profile-subscription-bulk-delete-jobs"]
+    assert fake.paths() == [
+        "POST /api/profile-subscription-bulk-create-jobs",
+        "POST /api/profile-subscription-bulk-delete-jobs",
+    ]
 
 
 async def test_stale_queue_is_flushed_on_the_next_record() -> None:
@@ -253,3 +394,38 @@ async def test_stale_queue_is_flushed_on_the_next_record() -> None:
 def test_records_carry_deterministic_keys() -> None:
     records = records_of(destination(), _event(5))
     assert isinstance(records[0], Record) and records[0].key == "m-5"
+
+
+async def test_identifiers_split_over_two_profiles_update_the_named_one_without_them() -> None:
+    conflict = {
+        "errors": [
+            {
+                "code": "duplicate_profile",
+                "detail": "A profile already exists.",
+                "meta": {"duplicate_profile_id": "01B"},
+            }
+        ]
+    }
+    other = {
+        "errors": [
+            {
+                "code": "duplicate_profile",
+                "detail": "exists",
+                "meta": {"duplicate_profile_id": "01A"},
+            }
+        ]
+    }
+
+    def answer(request: httpx.Request, body: Any) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(409, json=conflict)
+        if "email" in body["data"]["attributes"]:
+            return httpx.Response(409, json=other)
+        return httpx.Response(200, json={"data": {"type": "profile", "id": "01B"}})
+
+    fake = FakeKlaviyo(answer)
+    [outcome] = await _run(destination(fake), [IDENTIFY])
+    assert outcome.status is OutcomeStatus.ACKNOWLEDGED
+    assert outcome.learned_ids == {"klaviyo_profile_id": "01B"}
+    assert outcome.reason == "identifiers left unchanged: they also belong to Klaviyo profile 01A"
+    assert fake.requests[-1][2]["data"]["attributes"] == {"properties": {"plan": "pro"}}

@@ -86,7 +86,11 @@ def _subset_errors(ours: Any, theirs: Any, path: str = "") -> list[str]:
     if isinstance(ours, list):
         if not isinstance(theirs, list) or len(ours) != len(theirs):
             return [f"{path}: list differs in the SDK model"]
-        return [e for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) for e in _subset_errors(a, b, f"{path}/{i}")]
+        return [
+            e
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+            for e in _subset_errors(a, b, f"{path}/{i}")
+        ]
     return [] if _same(ours, theirs) else [f"{path}: {ours!r} became {theirs!r}"]
 
 
@@ -129,7 +133,9 @@ def settings(**overrides: Any) -> KlaviyoSettings:
     return KlaviyoSettings.model_validate({**data, **overrides})
 
 
-def records_of(destination: KlaviyoDestination, raw: Mapping[str, Any], customer: Customer | None = None) -> list[Record]:
+def records_of(
+    destination: KlaviyoDestination, raw: Mapping[str, Any], customer: Customer | None = None
+) -> list[Record]:
     """The records (not rejects) a destination maps one message to."""
     return [r for r in destination.map(message(raw), customer) if isinstance(r, Record)]
 
@@ -137,7 +143,9 @@ def records_of(destination: KlaviyoDestination, raw: Mapping[str, Any], customer
 class FakeKlaviyo:
     """A MockTransport handler that records requests and answers from a script."""
 
-    def __init__(self, answer: Callable[[httpx.Request, Any], httpx.Response] | None = None) -> None:
+    def __init__(
+        self, answer: Callable[[httpx.Request, Any], httpx.Response] | None = None
+    ) -> None:
         self.requests: list[tuple[str, str, Any]] = []
         self.answer = answer or (lambda request, body: httpx.Response(202))
 
@@ -163,7 +171,11 @@ def statuses(outcomes: list[Outcome]) -> dict[str, OutcomeStatus]:
     return {o.key: o.status for o in outcomes}
 
 
-def destination(fake: FakeKlaviyo | None = None, **overrides: Any) -> KlaviyoDestination:
+def destination(
+    fake: FakeKlaviyo | None = None, *, now: datetime = NOW, **overrides: Any
+) -> KlaviyoDestination:
     """A destination on a fake transport with a fixed clock."""
     transport = (fake or FakeKlaviyo()).transport()
-    return KlaviyoDestination("klaviyo", settings(**overrides), transport=transport, clock=lambda: NOW)
+    return KlaviyoDestination(
+        "klaviyo", settings(**overrides), transport=transport, clock=lambda: now
+    )

@@ -46,8 +46,9 @@ def test_oauth_needs_a_data_center_and_exactly_one_credential() -> None:
 
 
 def test_key_without_dc_suffix_is_a_config_error_and_never_echoed() -> None:
-    config = {"destinations": {"mc": {"type": "mailchimp", "api_key": "secretvalue123",
-                                      "list_id": "l"}}}
+    config = {
+        "destinations": {"mc": {"type": "mailchimp", "api_key": "secretvalue123", "list_id": "l"}}
+    }
     with pytest.raises(ConfigError, match="expected `<key>-<dc>`") as info:
         parse_config(config)
     assert "secretvalue123" not in str(info.value)
@@ -85,8 +86,14 @@ def test_unknown_action_in_mapping_is_refused() -> None:
         (
             {"type": "address", "default_country": "US"},
             {"addr1": "1 Main", "addr2": "Apt 2", "city": "X", "state": "Y", "zip": "1"},
-            {"addr1": "1 Main", "addr2": "Apt 2", "city": "X", "state": "Y", "zip": "1",
-             "country": "US"},
+            {
+                "addr1": "1 Main",
+                "addr2": "Apt 2",
+                "city": "X",
+                "state": "Y",
+                "zip": "1",
+                "country": "US",
+            },
         ),
     ],
 )
@@ -118,3 +125,18 @@ def test_unconvertible_values_name_the_merge_tag(
 )
 def test_merge_tag_rule(tag: str, valid: bool) -> None:
     assert is_valid_merge_tag(tag) is valid
+
+
+def test_a_misspelt_mapping_field_is_a_config_error_naming_the_key() -> None:
+    config = {
+        "destinations": {
+            "mc": {
+                "type": "mailchimp",
+                "api_key": API_KEY,
+                "list_id": "l",
+                "mapping": {"member_event": {"nmae": "event"}},
+            }
+        }
+    }
+    with pytest.raises(ConfigError, match=r"mapping\.member_event\.nmae: unknown field"):
+        parse_config(config)

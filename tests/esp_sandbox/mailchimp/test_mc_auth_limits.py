@@ -87,7 +87,7 @@ def _concurrent_pings(server: SandboxServer, n: int, key: str = API_KEY) -> list
 def test_eleventh_simultaneous_connection_gets_429(
     mc: httpx.Client, mc_server: SandboxServer
 ) -> None:
-    httpx.post(mc_server.url + "/_sandbox/mailchimp/latency", json={"seconds": 1.0})
+    httpx.post(mc_server.url + "/_sandbox/mailchimp/latency", json={"seconds": 1.5})
     results = _concurrent_pings(mc_server, 11)
     statuses = sorted(r.status_code for r in results)
     assert statuses == [200] * 10 + [429]

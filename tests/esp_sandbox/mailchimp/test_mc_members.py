@@ -158,12 +158,14 @@ def test_unknown_list_is_404(mc: httpx.Client) -> None:
     _problem(mc.get("/lists/doesnotexist/members"), 404, "Resource Not Found")
 
 
-def test_archive_then_put_brings_member_back(mc: httpx.Client) -> None:
+def test_archive_then_put_brings_member_back(mc: httpx.Client, mc_server: SandboxServer) -> None:
     put_member(mc, "ann@example.com")
     assert mc.delete(member_path("ann@example.com")).status_code == 204
     assert mc.get(member_path("ann@example.com")).json()["status"] == "archived"
     again = put_member(mc, "ann@example.com", "pending")
     assert again.json()["status"] == "pending"
+    state = _state_member(mc_server, "ann@example.com")
+    assert state["status_history"] == ["subscribed", "archived", "pending"]
 
 
 def test_body_that_is_not_json_or_not_an_object(mc: httpx.Client) -> None:
@@ -179,3 +181,18 @@ def test_list_members_filters_by_status(mc: httpx.Client) -> None:
     page = mc.get(f"/lists/{LIST_ID}/members", params={"status": "unsubscribed"}).json()
     assert page["total_items"] == 1
     assert page["members"][0]["email_address"] == "b@example.com"
+
+
+def test_missing_or_blank_email_errors(mc: httpx.Client) -> None:
+    missing = mc.post(f"/lists/{LIST_ID}/members", json={"status": "subscribed"})
+    body = _problem(missing, 400, "Invalid Resource")
+    assert body["errors"][0] == {
+        "field": "",
+        "message": "Required fields were not provided: email_address",
+    }
+    blank = mc.post(
+        f"/lists/{LIST_ID}/members", json={"email_address": " ", "status": "subscribed"}
+    )
+    assert _problem(blank, 400, "Invalid Resource")["errors"][0]["message"] == (
+        "This value should not be blank."
+    )

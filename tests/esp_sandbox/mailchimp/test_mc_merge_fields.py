@@ -73,7 +73,7 @@ def test_required_field_missing_is_rejected_naming_the_tag(mc: httpx.Client) -> 
     ("field", "good", "bad"),
     [
         ({"tag": "AGE", "type": "number"}, 42, "forty"),
-        ({"tag": "AGE", "type": "number"}, "42.5", True),
+        ({"tag": "AGE", "type": "number"}, "42.5", {"n": 1}),
         ({"tag": "SINCE", "type": "date"}, "12/31/2024", "31/12/2024"),
         ({"tag": "SINCE", "type": "date"}, "2024-12-31", "2024-31-12"),
         (
@@ -129,3 +129,17 @@ def test_empty_string_clears_a_value(mc: httpx.Client) -> None:
     put_member(mc, "ann@example.com", merge_fields={"FNAME": "Ann"})
     cleared = put_member(mc, "ann@example.com", merge_fields={"FNAME": ""})
     assert cleared.json()["merge_fields"]["FNAME"] == ""
+
+
+def test_null_array_and_boolean_values_fail_the_schema(mc: httpx.Client) -> None:
+    for value in (None, ["Ann"], True):
+        response = put_member(mc, "ann@example.com", merge_fields={"FNAME": value, "OTHER": "x"})
+        assert response.status_code == 400
+        body = response.json()
+        assert body["detail"].startswith("The resource submitted could not be validated.")
+        assert body["errors"] == [
+            {
+                "field": "merge_fields.FNAME",
+                "message": "Data did not match any of the schemas described in anyOf.",
+            }
+        ]

@@ -108,7 +108,7 @@ def test_scripted_sdk_session(mc: httpx.Client, mc_server: SandboxServer) -> Non
 def test_sdk_sees_429_on_the_eleventh_simultaneous_connection(
     mc: httpx.Client, mc_server: SandboxServer
 ) -> None:
-    httpx.post(mc_server.url + "/_sandbox/mailchimp/latency", json={"seconds": 1.0})
+    httpx.post(mc_server.url + "/_sandbox/mailchimp/latency", json={"seconds": 1.5})
     barrier = threading.Barrier(11)
     outcomes: list[object] = []
 

@@ -275,3 +275,27 @@ async def test_openapi_documents_request_and_response_models(client: httpx.Async
     schemas = document["components"]["schemas"]
     assert {"TrackMessage", "TrackCall", "WebhookBody", "SegmentError", "Accepted"} <= set(schemas)
     assert schemas["TrackMessage"]["required"] == ["messageId", "event", "type"]
+
+
+async def test_analytics_js_routes_and_cors(client: httpx.AsyncClient, store: StateStore) -> None:
+    # Analytics.js posts `<apiHost>/t` (text/plain, writeKey in the body) and `<apiHost>/b`.
+    origin = {"Origin": "https://shop.example.com"}
+    single = {**track("t1"), "writeKey": WRITE_KEY}
+    del single["type"]
+    batched = {"writeKey": WRITE_KEY, "batch": [track("b1")]}
+
+    one = await client.post(
+        "/v1/t",
+        content=json.dumps(single),
+        headers={**origin, "Content-Type": "text/plain"},
+        auth=None,
+    )
+    many = await client.post("/v1/b", json=batched, headers=origin, auth=None)
+
+    assert (one.status_code, many.status_code) == (200, 200)
+    assert one.headers["access-control-allow-origin"] == "*"
+    rows = inbox_rows(store)
+    assert [(r["message_id"], orjson.loads(r["raw"])["type"]) for r in rows] == [
+        ("t1", "track"),
+        ("b1", "track"),
+    ]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -203,3 +207,35 @@ def test_source_batch_size_caps_the_sync_batch_size(store: StateStore, batch_siz
     sizes = [len(b.messages) for b in source.read(None, batch_size=batch_size)]
 
     assert sizes == ([1, 1, 1] if batch_size == 1 else [2, 1])
+
+
+def test_a_lock_held_by_a_dead_process_of_this_host_is_taken_over(store: StateStore) -> None:
+    from sync.ingest.locks import release_dead_holder
+    from sync.store import schema
+
+    host = socket.gethostname()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    holders = {
+        "dead": f"{host}:{dead.stdout.strip()}:abc",
+        "alive": f"{host}:{os.getpid()}:abc",
+        "elsewhere": f"other-host:{dead.stdout.strip()}:abc",
+    }
+    expires = datetime.now(UTC) + timedelta(minutes=10)
+    with store.engine.begin() as conn:
+        for sync, holder in holders.items():
+            conn.execute(
+                sa.insert(schema.locks).values(
+                    name=f"sync:{sync}", holder=holder, expires_at=expires
+                )
+            )
+
+    released = {sync: release_dead_holder(store, sync) for sync in holders}
+
+    assert released == {"dead": True, "alive": False, "elsewhere": False}
+    assert store.acquire_lock("sync:dead", "me", timedelta(minutes=1))
+    assert not store.acquire_lock("sync:alive", "me", timedelta(minutes=1))

@@ -77,9 +77,7 @@ def engine(
     return TriggerEngine(store, list(specs), config, clock=lambda: fixed)
 
 
-def run(
-    eng: TriggerEngine, messages: Sequence[Message], **traits: Any
-) -> list[Emission]:
+def run(eng: TriggerEngine, messages: Sequence[Message], **traits: Any) -> list[Emission]:
     """Observe the messages, then decide what is due; mark emissions delivered."""
     eng.observe(list(messages), customers(messages, **traits))
     out = eng.due()

@@ -1,13 +1,15 @@
-"""placed_order: Order Completed → Placed Order + one Ordered Product per line, deterministic ids."""
+"""placed_order: Order Completed → Placed Order + Ordered Product per line, deterministic ids."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from connectors.klaviyo.actions import placed_order, track_event
 from mapping.types import RejectedRow
 
 from ..testkit import assert_valid, destination, message, records_of
 
-ORDER = {
+ORDER: dict[str, Any] = {
     "type": "track",
     "event": "Order Completed",
     "messageId": "order-msg-7",
@@ -34,7 +36,9 @@ def test_order_fans_out_with_ids_derived_from_the_message_id() -> None:
         ("order-msg-7:1", "Ordered Product"),
     ]
     assert all(r.action == "placed_order" for r in records)
-    order, first, second = (track_event.build_request(r).body["data"]["attributes"] for r in records)
+    order, first, second = (
+        track_event.build_request(r).body["data"]["attributes"] for r in records
+    )
     assert order["value"] == 47.97 and order["value_currency"] == "USD"
     assert len(order["properties"]["products"]) == 2
     assert first["properties"] == {"order_id": "o-1", **ORDER["properties"]["products"][0]}

@@ -58,7 +58,15 @@ def test_patch_after_409_targets_the_duplicate_and_validates() -> None:
     assert request.path_params == {"id": "01DUP"}
     assert request.body["data"]["id"] == "01DUP"
     assert_valid("update_profile", request.body)
-    body = {"errors": [{"code": "duplicate_profile", "detail": "exists", "meta": {"duplicate_profile_id": "01DUP"}}]}
+    body = {
+        "errors": [
+            {
+                "code": "duplicate_profile",
+                "detail": "exists",
+                "meta": {"duplicate_profile_id": "01DUP"},
+            }
+        ]
+    }
     assert upsert_profile.duplicate_profile_id(body) == "01DUP"
 
 
@@ -70,20 +78,45 @@ def test_known_profile_id_from_identity_is_sent() -> None:
 
 def test_bulk_import_body_and_import_errors_map_to_rows() -> None:
     records = [
-        records_of(destination(), {**IDENTIFY, "messageId": f"m{i}", "traits": {"email": f"p{i}@example.com"}})[0]
+        records_of(
+            destination(),
+            {**IDENTIFY, "messageId": f"m{i}", "traits": {"email": f"p{i}@example.com"}},
+        )[0]
         for i in range(3)
     ]
     body = upsert_profile.build_batch(records).body
     assert len(body["data"]["attributes"]["profiles"]["data"]) == 3
     assert_valid("bulk_import_profiles", body)
     errors = [
-        {"type": "import-error", "attributes": {"code": "invalid", "title": "Invalid", "detail": "bad phone", "source": {"pointer": "/data/attributes/profiles/data/1/attributes/phone_number"}}},
-        {"type": "import-error", "attributes": {"code": "invalid", "title": "Invalid", "detail": "bad email", "source": {"pointer": ""}, "original_payload": {"email": "p2@example.com"}}},
+        {
+            "type": "import-error",
+            "attributes": {
+                "code": "invalid",
+                "title": "Invalid",
+                "detail": "bad phone",
+                "source": {"pointer": "/data/attributes/profiles/data/1/attributes/phone_number"},
+            },
+        },
+        {
+            "type": "import-error",
+            "attributes": {
+                "code": "invalid",
+                "title": "Invalid",
+                "detail": "bad email",
+                "source": {"pointer": ""},
+                "original_payload": {"email": "p2@example.com"},
+            },
+        },
     ]
     rows = upsert_profile.rows_from_import_errors(errors, records)
-    assert [(r.index, r.detail, r.field) for r in rows] == [(1, "bad phone", "phone_number"), (2, "bad email", None)]
+    assert [(r.index, r.detail, r.field) for r in rows] == [
+        (1, "bad phone", "phone_number"),
+        (2, "bad email", None),
+    ]
 
 
 def test_identify_without_identifiers_is_rejected() -> None:
-    [reject] = destination().map(message({"type": "identify", "anonymousId": "a", "traits": {"plan": "x"}}), None)
+    [reject] = destination().map(
+        message({"type": "identify", "anonymousId": "a", "traits": {"plan": "x"}}), None
+    )
     assert isinstance(reject, RejectedRow) and reject.field == "profile"

@@ -25,9 +25,7 @@ from tests.connectors.mailchimp.mc_testkit import LIST_ID, message, settings, va
         ("Event name more than 30 chars ab", "event_name_more_than_30_chars"),
     ],
 )
-def test_event_names_are_normalised_to_2_to_30_allowed_characters(
-    name: str, expected: str
-) -> None:
+def test_event_names_are_normalised_to_2_to_30_allowed_characters(name: str, expected: str) -> None:
     normalised = member_event.normalise_name(name)
     assert normalised == expected
     assert 2 <= len(normalised) <= 30
@@ -70,13 +68,16 @@ def test_track_maps_to_an_event_with_string_properties_and_utc_time() -> None:
 
 
 def test_event_filter_and_journey_events_are_not_member_events_by_default() -> None:
-    s = settings(events=["Viewed Product", "Cart Abandoned"],
-                 journeys={"Cart Abandoned": {"journey_id": 1, "step_id": 2}})
+    s = settings(
+        events=["Viewed Product", "Cart Abandoned"],
+        journeys={"Cart Abandoned": {"journey_id": 1, "step_id": 2}},
+    )
     dest = MailchimpDestination("mc", s)
 
     def actions(event: str) -> list[str]:
-        msg = message({"type": "track", "event": event,
-                       "context": {"traits": {"email": "a@example.com"}}})
+        msg = message(
+            {"type": "track", "event": event, "context": {"traits": {"email": "a@example.com"}}}
+        )
         return [r.action for r in dest.map(msg, None) if isinstance(r, Record)]
 
     assert actions("Viewed Product") == ["member_event"]
@@ -92,8 +93,12 @@ def test_track_without_email_is_rejected_naming_email() -> None:
 
 
 def test_read_back_finds_our_key_in_event_properties() -> None:
-    page = {"events": [{"name": "x", "properties": {"espbridge_key": "k1"}},
-                       {"name": "y", "properties": {}}]}
+    page = {
+        "events": [
+            {"name": "x", "properties": {"espbridge_key": "k1"}},
+            {"name": "y", "properties": {}},
+        ]
+    }
     assert list(member_event.keys_in(page)) == [("x", "k1")]
     read = member_event.build_read_request(LIST_ID, "a@example.com", 1000)
     assert read.params == {"count": 1000, "offset": 1000}

@@ -73,7 +73,8 @@ def test_bad_merge_value_rejects_the_record_naming_the_tag() -> None:
     s = settings(merge_fields={"AGE": {"path": "traits.age", "type": "number"}})
     dest = MailchimpDestination("mc", s)
     [reject] = [
-        r for r in dest.map(identify("a@example.com", age="old"), None)
+        r
+        for r in dest.map(identify("a@example.com", age="old"), None)
         if isinstance(r, RejectedRow)
     ]
     assert reject.field == "merge_fields.AGE"

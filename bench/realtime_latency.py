@@ -1,0 +1,245 @@
+"""Real-time latency: Segment batches into `serve`, events out at the sandbox's Klaviyo.
+
+Starts the ESP sandbox and `espbridge serve` as child processes on 127.0.0.1, drives
+`--rate` events/s for `--seconds` (batches of `--batch`, as a Segment library sends),
+then matches each event's send time with the time the sandbox logged the request that
+carried it (Klaviyo `unique_id` = messageId). Last line:
+
+    RESULT p50_ms=… p99_ms=… events_per_s=…
+
+Usage: `.venv/bin/python bench/realtime_latency.py [--rate 1000] [--seconds 20]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+WRITE_KEY = "wk-bench"
+TIME_SCALE = 1000  # the sandbox's rate windows, and the client's limiter, sped up alike
+BATCH_SIZE = int(os.environ.get("BENCH_INBOX_BATCH", "100"))  # inbox messages per engine batch
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config(state_url: str, klaviyo_url: str) -> Any:
+    from sync.config import ConfigError, parse_config
+    from sync.ingest.settings import InboxSourceSettings
+
+    data: dict[str, Any] = {
+        "state": {"url": state_url},
+        "sources": {"web": {"type": "inbox", "batch_size": BATCH_SIZE}},
+        "destinations": {
+            "klaviyo": {
+                "type": "klaviyo",
+                "api_key": "pk_bench_123456",
+                "base_url": klaviyo_url,
+                "time_scale": TIME_SCALE,
+            }
+        },
+        "syncs": {"realtime": {"source": "web", "destinations": ["klaviyo"]}},
+    }
+    try:
+        return parse_config(data)
+    except ConfigError:  # until sync.config lists the inbox source type
+        placeholder = {**data, "sources": {"web": {"type": "segment", "path": "."}}}
+        return parse_config(placeholder).model_copy(
+            update={"sources": {"web": InboxSourceSettings(batch_size=BATCH_SIZE)}}
+        )
+
+
+def child(state_url: str, klaviyo_url: str, port: str) -> None:
+    """`serve` in this process (the `--child` mode)."""
+    from sync.ingest.serve import serve
+    from sync.ingest.settings import IngestSettings
+
+    settings = IngestSettings(write_keys=[WRITE_KEY])
+    serve(_config(state_url, klaviyo_url), "127.0.0.1", int(port), settings=settings)
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+
+
+def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{url} exited:\n{log.read_text()[-3000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    sys.exit(f"{url} did not come up")
+
+
+def _message(mid: str, n: int) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "messageId": mid,
+        "userId": f"user-{n % 500}",
+        "event": "Product Viewed",
+        "timestamp": datetime.now().astimezone().isoformat(),
+        "context": {"traits": {"email": f"user-{n % 500}@example.com"}},
+        "properties": {"sku": f"SKU-{n % 97}", "price": n % 50 + 1},
+    }
+
+
+async def drive(url: str, rate: int, seconds: float, batch: int, senders: int) -> dict[str, float]:
+    """Send `rate` events/s for `seconds`, open loop (a slow answer does not slow the
+    offered load); return messageId → wall-clock send time of the acknowledged ones."""
+    sent: dict[str, float] = {}
+    interval = batch / rate
+    start = time.monotonic()
+    limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)
+
+    async def post(n: int, client: httpx.AsyncClient) -> None:
+        ids = [f"b{n}-{i}" for i in range(batch)]
+        body = {"batch": [_message(m, n * batch + i) for i, m in enumerate(ids)]}
+        at = time.time()
+        response = await client.post("/v1/batch", json=body)
+        if response.status_code == 200:
+            sent.update(dict.fromkeys(ids, at))
+
+    async with httpx.AsyncClient(
+        base_url=url, auth=(WRITE_KEY, ""), timeout=60, limits=limits
+    ) as client:
+        tasks = []
+        n = 0
+        while (due := start + n * interval) < start + seconds:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            tasks.append(asyncio.create_task(post(n, client)))
+            n += 1
+        await asyncio.gather(*tasks)
+    return sent
+
+
+def _unique_ids(request: dict[str, Any]) -> list[str]:
+    body = request.get("body") or {}
+    attributes = body.get("data", {}).get("attributes", {}) if isinstance(body, dict) else {}
+    if request["path"] == "/api/events":
+        return [attributes["unique_id"]]
+    if request["path"] == "/api/event-bulk-create-jobs":
+        return [
+            event["attributes"]["unique_id"]
+            for entry in attributes["events-bulk-create"]["data"]
+            for event in entry["attributes"]["events"]["data"]
+        ]
+    return []
+
+
+def arrivals(sandbox: str, expected: set[str], timeout: float) -> dict[str, float]:
+    """messageId → wall-clock time the sandbox first logged a request carrying it."""
+    seen: dict[str, float] = {}
+    since = 0
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=sandbox, timeout=30) as client:
+        while not expected <= seen.keys() and time.monotonic() < deadline:
+            page = client.get("/_sandbox/requests", params={"since": since}).json()["requests"]
+            for request in page:
+                since = request["seq"] + 1
+                if request.get("status") in (200, 201, 202):
+                    at = datetime.fromisoformat(request["time"]).timestamp()
+                    for mid in _unique_ids(request):
+                        seen.setdefault(mid, at)
+            if not page:
+                time.sleep(0.2)
+    return seen
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    """Run the benchmark and print the RESULT line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=1000, help="events per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--batch", type=int, default=10, help="events per request")
+    parser.add_argument("--senders", type=int, default=32, help="connections at most")
+    parser.add_argument("--child", nargs=3, metavar=("STATE_URL", "KLAVIYO_URL", "PORT"))
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    work = Path(tempfile.mkdtemp(prefix="espbridge-bench-"))
+    sandbox_port, serve_port = _free_port(), _free_port()
+    sandbox_url, serve_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{serve_port}"
+    sandbox = _spawn(
+        [
+            "-m",
+            "esp_sandbox",
+            "--port",
+            str(sandbox_port),
+            "--time-scale",
+            str(TIME_SCALE),
+            "--log-level",
+            "warning",
+        ],
+        work / "sandbox.log",
+    )
+    serve = None
+    try:
+        _wait_up(f"{sandbox_url}/_sandbox/stats", sandbox, work / "sandbox.log")
+        state_url = f"sqlite:///{work / 'state.db'}"
+        serve = _spawn(
+            [str(Path(__file__)), "--child", state_url, sandbox_url, str(serve_port)],
+            work / "serve.log",
+        )
+        _wait_up(f"{serve_url}/healthz", serve, work / "serve.log")
+        began = time.monotonic()
+        sent = asyncio.run(drive(serve_url, args.rate, args.seconds, args.batch, args.senders))
+        elapsed = time.monotonic() - began
+        seen = arrivals(sandbox_url, set(sent), timeout=120)
+        metrics = httpx.get(f"{serve_url}/metrics").text
+    finally:
+        for proc in (serve, sandbox):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (serve, sandbox):
+            if proc is not None:
+                proc.wait(timeout=60)
+    latencies = [(seen[m] - at) * 1000 for m, at in sent.items() if m in seen]
+    missing = len(sent) - len(latencies)
+    print(f"work dir: {work}")
+    print(
+        f"acknowledged {len(sent)} events in {elapsed:.1f}s; at the sandbox: {len(latencies)}; "
+        f"missing: {missing}"
+    )
+    for line in metrics.splitlines():
+        if line.startswith(("espbridge_inbox_lag", "espbridge_ingest_to_commit_seconds_count")):
+            print(line)
+    if not latencies:
+        sys.exit("RESULT p50_ms=nan p99_ms=nan events_per_s=0")
+    p50, p99 = _percentile(latencies, 0.50), _percentile(latencies, 0.99)
+    print(f"max_ms={max(latencies):.1f} p90_ms={_percentile(latencies, 0.90):.1f}")
+    print(f"RESULT p50_ms={p50:.1f} p99_ms={p99:.1f} events_per_s={len(sent) / elapsed:.0f}")
+    if missing:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONPATH", str(ROOT))
+    main()

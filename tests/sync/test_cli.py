@@ -1,0 +1,133 @@
+"""The CLI as a user meets it: exit codes, JSON reports, rejects listing, secrets hidden."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sync import engine as engine_module
+from sync.cli import app
+from tests.sync.fakes import LinesSource, LoggingEsp, track
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    data = tmp_path / "events.jsonl"
+    data.write_bytes(b"\n".join([track(1), track(2, bad=True), b"{oops"]) + b"\n")
+    monkeypatch.setattr(
+        engine_module, "build_source", lambda name, s, store=None: LinesSource(name, data)
+    )
+    monkeypatch.setattr(
+        engine_module,
+        "build_destination",
+        lambda name, s, t=None: LoggingEsp(name, tmp_path / "esp.log"),
+    )
+    monkeypatch.setenv("SECRET_KEY_FOR_TEST", "pk_very_secret_value")
+    path = tmp_path / "espbridge.toml"
+    path.write_text(
+        f"""
+[state]
+url = "sqlite:///{tmp_path}/state.db"
+[sources.events]
+type = "segment"
+path = "{tmp_path}"
+[destinations.esp]
+type = "klaviyo"
+api_key = "${{SECRET_KEY_FOR_TEST}}"
+[syncs.main]
+source = "events"
+destinations = ["esp"]
+"""
+    )
+    return path
+
+
+def test_run_json_report_and_rerun(config_file: Path) -> None:
+    result = runner.invoke(app, ["run", "--config", str(config_file), "--output", "json"])
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.stdout)
+    assert report["status"] == "completed"
+    assert report["counts"]["read"] == 3
+    assert report["counts"]["esp.acknowledged"] == 1
+    assert report["counts"]["esp.rejected"] == 1
+    assert report["counts"]["rejected.source"] == 1
+    again = runner.invoke(app, ["run", "-c", str(config_file), "-o", "json"])
+    assert json.loads(again.stdout)[0]["counts"].get("read", 0) == 0
+    assert "pk_very_secret_value" not in result.output + again.output
+
+
+def test_rejects_listing_names_record_field_reason(config_file: Path) -> None:
+    runner.invoke(app, ["run", "--config", str(config_file)])
+    result = runner.invoke(app, ["rejects", "--config", str(config_file), "--output", "json"])
+    rows = {row["source_ref"]: row for row in json.loads(result.stdout)}
+    assert rows["events.jsonl:2"]["field"] == "properties.bad"
+    assert rows["events.jsonl:3"]["stage"] == "source"
+    assert "not valid JSON" in rows["events.jsonl:3"]["reason"] or rows["events.jsonl:3"]["reason"]
+
+
+def test_reject_threshold_exit_code(config_file: Path) -> None:
+    text = config_file.read_text().replace(
+        'destinations = ["esp"]', 'destinations = ["esp"]\nreject_threshold = 0.1'
+    )
+    config_file.write_text(text)
+    result = runner.invoke(app, ["run", "--config", str(config_file)])
+    assert result.exit_code == 4
+
+
+def test_config_errors_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[syncs.x]\nsource = "nope"\ndestinations = ["y"]\n')
+    result = runner.invoke(app, ["run", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "no source named 'nope'" in result.output
+    missing = runner.invoke(app, ["run", "--config", str(tmp_path / "none.toml")])
+    assert missing.exit_code == 2 and "no such config file" in missing.output
+
+
+def test_unknown_sync_exit_2(config_file: Path) -> None:
+    result = runner.invoke(app, ["run", "--config", str(config_file), "--sync", "nope"])
+    assert result.exit_code == 2
+
+
+def test_runs_lists_records(config_file: Path) -> None:
+    runner.invoke(app, ["run", "--config", str(config_file)])
+    result = runner.invoke(app, ["runs", "--config", str(config_file), "--output", "json"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    [run] = json.loads(result.stdout)
+    assert run["sync"] == "main" and run["status"] == "completed" and run["counts"]["read"] == 3
+
+
+def test_retry_sends_fixed_rejects_once(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner.invoke(app, ["run", "--config", str(config_file)])
+    # The "fix": the ESP now accepts what it refused (as after correcting a mapping).
+    original = LoggingEsp.drain
+
+    async def accept_all(self: LoggingEsp) -> list:  # type: ignore[type-arg]
+        for i, record in enumerate(self.queue):
+            self.queue[i] = type(record)(
+                record.key,
+                record.action,
+                {**record.fields, "bad": False},
+                record.source_ref,
+                record.event_time,
+            )
+        return await original(self)
+
+    monkeypatch.setattr(LoggingEsp, "drain", accept_all)
+    result = runner.invoke(
+        app, ["retry", "--config", str(config_file), "--sync", "main", "--output", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["counts"]["esp.acknowledged"] == 1
+    left = runner.invoke(app, ["rejects", "--config", str(config_file), "--output", "json"])
+    assert [r["stage"] for r in json.loads(left.stdout)] == [
+        "source"
+    ]  # only the bad JSON line remains
+    log = (config_file.parent / "esp.log").read_text().split()
+    assert log == ["m1", "m2"]
