@@ -18,6 +18,7 @@ import argparse
 import gzip
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     stages = [available[name] for name in args.stages.split(",")]
     if args.generator == "sample":
         try:
+            import connectors.sample  # noqa: F401  (the generator is lazy: probe it here)
+
             lines = sample_lines(args.events, args.seed, Path(args.data_dir))
         except ImportError:
             lines = builtin_lines(args.events, args.seed)
@@ -274,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         rejects += len(batch.rejects)
     wall = time.perf_counter() - started
     store.close()
+    shutil.rmtree(work, ignore_errors=True)
     if "triggers" in batch.extra:
         print("trigger decisions:", batch.extra["triggers"])
 

@@ -28,11 +28,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def _ensure_sample(folder: Path, events: int, seed: int) -> dict[str, object]:
+def _ensure_sample(folder: Path, events: int, seed: int, warehouse: bool) -> dict[str, object]:
     manifest_path = folder / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("events") == events and manifest.get("seed") == seed:
+        loaded = manifest.get("warehouse_tables") is not None
+        if (
+            manifest.get("events") == events
+            and manifest.get("seed") == seed
+            and loaded >= warehouse
+        ):
             print(f"reusing sample in {folder}", flush=True)
             return dict(manifest)
     print(f"generating {events:,} events in {folder} …", flush=True)
@@ -41,6 +46,7 @@ def _ensure_sample(folder: Path, events: int, seed: int) -> dict[str, object]:
     # parent's RSS when it is forked.
     command = [sys.executable, __file__, "--child", "generate", "--dir", str(folder)]
     command += ["--events", str(events), "--seed", str(seed)]
+    command += ["--sources", "segment,warehouse" if warehouse else "segment"]
     subprocess.run(command, check=True, cwd=ROOT)
     print(f"  generated in {time.perf_counter() - started:.1f} s", flush=True)
     return dict(json.loads(manifest_path.read_text()))
@@ -50,12 +56,14 @@ def _warehouse_url(folder: Path) -> str:
     return f"duckdb:///{folder / 'warehouse.duckdb'}"
 
 
-def _child(kind: str, folder: Path, batch_size: int, events: int, seed: int) -> None:
+def _child(kind: str, folder: Path, args: argparse.Namespace) -> None:
     """Generate the sample, or read everything through one source (counts and times as JSON)."""
+    batch_size = args.batch_size
     if kind == "generate":
         from connectors.sample import generate
 
-        generate(folder, events=events, seed=seed, warehouse_url=_warehouse_url(folder))
+        url = _warehouse_url(folder) if "warehouse" in args.sources else None
+        generate(folder, events=args.events, seed=args.seed, warehouse_url=url)
         return
     if kind == "segment":
         from connectors.segment.settings import SegmentSourceSettings
@@ -112,15 +120,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--dir", type=Path, default=None, help="sample folder (reused)")
     parser.add_argument(
+        "--sources",
+        default="segment,warehouse",
+        help="comma-separated: segment, warehouse (segment alone skips the DuckDB load)",
+    )
+    parser.add_argument(
         "--child", choices=["generate", "segment", "warehouse"], help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     folder = args.dir or ROOT / ".espbridge" / f"bench-sample-{args.events}-{args.seed}"
     if args.child:
-        _child(args.child, folder, args.batch_size, args.events, args.seed)
+        _child(args.child, folder, args)
         return
-    manifest = _ensure_sample(folder, args.events, args.seed)
-    results = {kind: _measure(kind, folder, args.batch_size) for kind in ("segment", "warehouse")}
+    kinds = [k for k in args.sources.split(",") if k]
+    manifest = _ensure_sample(folder, args.events, args.seed, "warehouse" in kinds)
+    results = {kind: _measure(kind, folder, args.batch_size) for kind in kinds}
     print(f"\nsample: {manifest['lines']:,} lines, {len(manifest['files'])} files", flush=True)  # type: ignore[arg-type]
     print(f"{'source':<10} {'events':>11} {'ev/s (cpu)':>11} {'ev/s (wall)':>11} {'peak RSS':>9}")
     for kind, r in results.items():

@@ -66,7 +66,9 @@ def summarise(state: dict[str, Any]) -> Table:
             metrics[metric] += len(events)
     for metric, count in sorted(metrics.items()):
         table.add_row("Klaviyo", f"events: {metric}", str(count))
-    table.add_row("Klaviyo", "duplicates dropped by unique_id", str(klaviyo["dropped_duplicate_events"]))
+    table.add_row(
+        "Klaviyo", "duplicates dropped by unique_id", str(klaviyo["dropped_duplicate_events"])
+    )
     for list_id, audience in mailchimp["lists"].items():
         members = audience["members"].values()
         table.add_row("Mailchimp", f"audience {list_id}: members", str(len(members)))

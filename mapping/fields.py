@@ -162,19 +162,6 @@ def resolve_field(spec: FieldSpec, data: Mapping[str, Any]) -> tuple[Any, bool]:
     """The value of one field and whether its fallback was used."""
     for path in spec.path:
         value = get_path(data, path)
-        if not is_blank(value):
-            return value, False
-    if not spec.path and not is_blank(spec.value):
-        return spec.value, False
-    if not is_blank(spec.fallback):
-        return spec.fallback, True
-    return None, False
-
-
-def _first_value(spec: FieldSpec, data: Mapping[str, Any]) -> tuple[Any, bool]:
-    # `resolve_field`, inlined for the hot path (runs per field per event).
-    for path in spec.path:
-        value = get_path(data, path)
         if value is not None and not is_blank(value):
             return value, False
     if not spec.path and not is_blank(spec.value):
@@ -188,7 +175,7 @@ def resolve(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> Resolved
     """Resolve every declared field against one message (as a dict)."""
     out = Resolved()
     for name, spec in specs.items():
-        value, fell_back = _first_value(spec, data)
+        value, fell_back = resolve_field(spec, data)
         if spec.transform and not fell_back and value is not None:
             try:
                 value = spec.transform_value(value)

@@ -19,6 +19,8 @@ async def run_checks(config: Config, *, templates: bool = False) -> list[CheckRe
         results.append(await asyncio.to_thread(_check_source, name, source, config))
     for name, destination in config.destinations.items():
         results.extend(await _check_destination(name, destination, config, templates))
+    if templates:
+        results.extend(await _check_templates(config))
     for problem in _schedule_problems(config):
         results.append(("schedule", False, problem))
     return results
@@ -54,13 +56,8 @@ async def _check_destination(
         return [(f"destination {name}", False, f"{type(exc).__name__}: {exc}")]
     try:
         results.append((f"destination {name}", True, await destination.check()))
-        preflight = getattr(destination, "preflight", None)
-        if preflight is not None:
-            problems = await preflight()
-            detail = "; ".join(str(p) for p in problems) or "mapping matches the audience"
-            results.append((f"preflight {name}", not problems, detail))
-        if templates:
-            results.extend(await _check_templates(name, destination, config))
+        if settings.type == "mailchimp":
+            results.extend(await _mailchimp_preflight(name, settings))
     except Exception as exc:
         results.append((f"destination {name}", False, f"{type(exc).__name__}: {exc}"))
     finally:
@@ -68,13 +65,44 @@ async def _check_destination(
     return results
 
 
-async def _check_templates(name: str, destination: Any, config: Config) -> list[CheckResult]:
-    check = getattr(destination, "check_templates", None)
-    if check is None:
-        return [(f"templates {name}", True, "no templates to check for this destination")]
-    problems = await check()
-    detail = "; ".join(str(p) for p in problems) or "every template variable is filled"
-    return [(f"templates {name}", not problems, detail)]
+async def _mailchimp_preflight(name: str, settings: Any) -> list[CheckResult]:
+    from connectors.mailchimp.preflight import preflight
+
+    problems = await preflight(settings)
+    errors = [p for p in problems if p.severity == "error"]
+    results: list[CheckResult] = [
+        (f"preflight {name}", False, f"{p.field}: {p.message}") for p in errors
+    ]
+    results += [
+        (f"preflight {name}", True, f"warning: {p.field}: {p.message}")
+        for p in problems
+        if p not in errors
+    ]
+    if not problems:
+        results.append(
+            (
+                f"preflight {name}",
+                True,
+                "every mapped merge field exists and every required one is filled",
+            )
+        )
+    return results
+
+
+async def _check_templates(config: Config) -> list[CheckResult]:
+    from connectors.templates import preflight_templates
+
+    if not config.templates:
+        return [("templates", True, "no [[templates]] configured")]
+    try:
+        problems = await preflight_templates(config.templates, config.destinations)
+    except Exception as exc:
+        return [("templates", False, f"{type(exc).__name__}: {exc}")]
+    results: list[CheckResult] = [
+        (f"template {p.template}", p.severity != "error", f"{p.severity}: {p.message}")
+        for p in problems
+    ]
+    return results or [("templates", True, "every template variable is filled or has a fallback")]
 
 
 def _schedule_problems(config: Config) -> list[str]:

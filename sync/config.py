@@ -19,12 +19,17 @@ from connectors.klaviyo.settings import KlaviyoSettings
 from connectors.mailchimp.settings import MailchimpSettings
 from connectors.segment.settings import SegmentSourceSettings
 from connectors.warehouse.settings import WarehouseSourceSettings
+from mapping.identity.settings import IdentitySettings
 from mapping.settings import StrictModel
+from mapping.templates import TemplateCheck
+from sync.ingest.settings import InboxSourceSettings, IngestSettings
+from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 SourceSettings = Annotated[
-    SegmentSourceSettings | WarehouseSourceSettings, Field(discriminator="type")
+    SegmentSourceSettings | WarehouseSourceSettings | InboxSourceSettings,
+    Field(discriminator="type"),
 ]
 DestinationSettings = Annotated[KlaviyoSettings | MailchimpSettings, Field(discriminator="type")]
 
@@ -76,8 +81,13 @@ class Config(BaseSettings):
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
     syncs: dict[str, SyncSettings] = Field(default_factory=dict)
-    identity: dict[str, Any] = Field(default_factory=dict)
-    triggers: list[dict[str, Any]] = Field(default_factory=list)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    triggers: list[TriggerSettings] = Field(default_factory=list)
+    trigger_engine: TriggerEngineSettings = Field(default_factory=TriggerEngineSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    templates: list[TemplateCheck] = Field(
+        default_factory=list, description="Templates `espbridge check --templates` inspects."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -99,6 +109,13 @@ class Config(BaseSettings):
             for dest in sync.destinations:
                 if dest not in self.destinations:
                     raise ValueError(f"syncs.{name}.destinations: no destination named {dest!r}")
+        for index, trigger in enumerate(self.triggers):
+            for dest in trigger.emit.destinations:
+                if dest not in self.destinations:
+                    raise ValueError(
+                        f"triggers[{index}].emit.destinations: no destination named {dest!r}"
+                    )
+        validate_triggers(self.triggers, self.trigger_engine)
         return self
 
 

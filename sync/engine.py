@@ -166,6 +166,8 @@ class SyncEngine:
             for destination in destinations:
                 report.fallbacks.update(getattr(destination, "fallbacks", Counter()))
                 await destination.aclose()
+            if self._triggers is not None:
+                report.triggers.update(self._triggers.decisions_summary(reset=True))
 
     def _destinations(
         self, names: Sequence[str], report: RunReport, dry_run: bool
@@ -198,7 +200,7 @@ class SyncEngine:
             messages=len(batch.messages),
         )
         counts["rejected.source"] = len(batch.rejects)
-        customers = self._resolve(batch.messages, dry_run)
+        customers = self._resolve(batch.messages, dry_run, counts)
         emissions = self._decide(batch.messages, customers, dry_run, report)
         deliveries = await asyncio.gather(
             *(
@@ -217,16 +219,21 @@ class SyncEngine:
         self.store.commit_batch(
             BatchCommit(report.run_id, sync, source, batch.bookmark, outcomes, rejects, +counts)
         )
-        if self._identity is not None:
-            for delivery in deliveries:
-                for customer_id, ids in delivery.learned:
-                    self._identity.learn(customer_id, ids)
+        for delivery in deliveries:
+            for customer_id, ids in delivery.learned:
+                self._identity.learn(customer_id, ids)
         self._mark_triggers(emissions, outcomes, report)
 
-    def _resolve(self, messages: Sequence[Message], dry_run: bool) -> dict[str, Customer]:
-        if self._identity is None or not messages:
+    def _resolve(
+        self, messages: Sequence[Message], dry_run: bool, counts: Counter[str]
+    ) -> dict[str, Customer]:
+        if not messages:
             return {}
-        return dict(self._identity.resolve_batch(list(messages)))
+        resolution = self._identity.resolve(messages, persist=not dry_run)
+        counts["identity.conflicts"] += len(resolution.conflicts)
+        counts["identity.merges"] += len(resolution.merges)
+        counts["identity.unresolved"] += len(resolution.unresolved)
+        return resolution.customers
 
     def _decide(
         self,
@@ -236,6 +243,10 @@ class SyncEngine:
         report: RunReport,
     ) -> list[Any]:
         if self._triggers is None:
+            return []
+        if dry_run:
+            # Deciding writes trigger state; a dry run reports what it would read instead.
+            report.triggers["not_evaluated_in_dry_run"] += len(messages)
             return []
         if messages:
             self._triggers.observe(list(messages), customers)
@@ -306,9 +317,12 @@ class SyncEngine:
         if self._triggers is None or not emissions:
             return
         rejected = {o.key for _d, o in outcomes if o.status is OutcomeStatus.REJECTED}
-        fired = [e.instance_id for e in emissions if e.instance_id not in rejected]
-        self._triggers.mark(fired, "fired")
-        report.triggers["fired"] += len(fired)
+        self._triggers.mark(
+            [e.instance_id for e in emissions if e.instance_id not in rejected], "delivered"
+        )
+        self._triggers.mark(
+            [e.instance_id for e in emissions if e.instance_id in rejected], "rejected"
+        )
 
     async def retry(self, name: str, rejects: Sequence[Mapping[str, Any]]) -> RunReport:
         """Send again the rejected rows that carry their message (after a fix)."""

@@ -29,9 +29,12 @@ from connectors.mailchimp.merge_fields import MergeFieldError, convert
 from connectors.mailchimp.settings import MailchimpSettings
 from connectors.mailchimp.sink import MailchimpSink
 from mapping.fields import FieldSpec, Resolved, resolve
+from mapping.message import MessageError, parse_timestamp
 from mapping.types import Message, RejectedRow
 
 ACTIONS = {m.NAME: m for m in (upsert_member, tags, member_event, journey_trigger)}
+Builder = Callable[[Message, Resolved, Mapping[str, Any]], dict[str, Any] | None]
+"""Turns a message's resolved action fields into a record's fields (None: no record)."""
 
 
 class MappingReject(ValueError):
@@ -92,7 +95,7 @@ class MailchimpDestination:
                 )
             except ValueError as exc:
                 raise ValueError(f"destinations.{name}.mapping.{action}: {exc}") from None
-        self._builders: dict[str, Callable[[Message, Resolved], dict[str, Any] | None]] = {
+        self._builders: dict[str, Builder] = {
             upsert_member.NAME: self._upsert_fields,
             tags.NAME: self._tag_fields,
             member_event.NAME: self._event_fields,
@@ -113,7 +116,7 @@ class MailchimpDestination:
                     field = resolved.missing[0]
                     paths = ", ".join(specs[field].path) or "(constant)"
                     raise MappingReject(field, f"required, but blank at {paths}")
-                fields = self._builders[action](message, resolved)
+                fields = self._builders[action](message, resolved, data)
             except (MappingReject, MergeFieldError) as exc:
                 field = exc.field if isinstance(exc, MappingReject) else f"merge_fields.{exc.tag}"
                 out.append(self._reject(message, key, field, exc.reason))
@@ -145,9 +148,11 @@ class MailchimpDestination:
             raise MappingReject("email", f"not a valid email address: {str(raw)[:80]!r}")
         return normalise_email(raw)
 
-    def _upsert_fields(self, message: Message, resolved: Resolved) -> dict[str, Any]:
+    def _upsert_fields(
+        self, message: Message, resolved: Resolved, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
         fields: dict[str, Any] = {"email": self._email(resolved)}
-        merge = resolve(self.settings.merge_fields, message_data(message, None))
+        merge = resolve(self.settings.merge_fields, data)
         if merge.missing:
             tag = merge.missing[0]
             raise MappingReject(f"merge_fields.{tag}", "required merge field is blank")
@@ -160,14 +165,18 @@ class MailchimpDestination:
             fields["language"] = str(resolved.values["language"])
         return fields
 
-    def _tag_fields(self, message: Message, resolved: Resolved) -> dict[str, Any] | None:
+    def _tag_fields(
+        self, message: Message, resolved: Resolved, data: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
         add = [*self.settings.static_tags, *tags.tag_names(resolved.values.get("add"))]
         changes = tags.tag_changes(add, tags.tag_names(resolved.values.get("remove")))
         if not changes:
             return None
         return {"email": self._email(resolved), "tags": changes}
 
-    def _event_fields(self, message: Message, resolved: Resolved) -> dict[str, Any]:
+    def _event_fields(
+        self, message: Message, resolved: Resolved, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
         key = f"{message.message_id}:{member_event.NAME}"
         try:
             name = member_event.normalise_name(str(resolved.values["name"]))
@@ -176,8 +185,10 @@ class MailchimpDestination:
         properties = resolved.values.get("properties") or {}
         if not isinstance(properties, Mapping):
             raise MappingReject("properties", "must be an object")
-        occurred = resolved.values["occurred_at"]
-        occurred_at = mailchimp_time(occurred) if hasattr(occurred, "tzinfo") else str(occurred)
+        try:
+            occurred_at = mailchimp_time(parse_timestamp(resolved.values["occurred_at"]))
+        except MessageError as exc:
+            raise MappingReject("occurred_at", exc.reason) from None
         return {
             "email": self._email(resolved),
             "name": name,
@@ -185,7 +196,9 @@ class MailchimpDestination:
             "occurred_at": occurred_at,
         }
 
-    def _trigger_fields(self, message: Message, resolved: Resolved) -> dict[str, Any]:
+    def _trigger_fields(
+        self, message: Message, resolved: Resolved, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
         step = self.settings.journeys[str(message.event)]
         return {
             "email": self._email(resolved),

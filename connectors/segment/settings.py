@@ -25,6 +25,7 @@ class SegmentSourceSettings(StrictModel):
     )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
+        repr=False,  # may hold key/secret: never in a repr or a log line
         description="Passed to fsspec (e.g. endpoint_url, key/secret for S3).",
     )
     late_days: int = Field(

@@ -8,8 +8,6 @@ files and growing files are handled). Malformed lines become `RejectedRow`s nami
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from connectors.segment.files import (
     is_log_file,
     seal_target,
 )
+from connectors.segment.gc_pause import gc_paused, gc_resumed
 from connectors.segment.lines import read_lines
 from connectors.segment.settings import SegmentSourceSettings
 from mapping.message import MessageError, parse_message
@@ -194,7 +193,7 @@ class SegmentSource:
         room = batch_size - batch.size
         line_no, offset = position.lines, position.offset
         complete = True
-        with self._fs.open(log_file.path, "rb") as handle, _gc_paused():
+        with self._fs.open(log_file.path, "rb") as handle, gc_paused():
             lines = read_lines(handle, gzipped=log_file.gzipped, offset=offset, limit=log_file.size)
             for line, end, terminated in lines:
                 line_no += 1
@@ -222,36 +221,12 @@ class SegmentSource:
                 room -= 1
                 if room <= 0:
                     position.lines, position.offset = line_no, offset
-                    with _gc_resumed():
+                    with gc_resumed():
                         yield batch.flush(state, stats)
                     messages, rejects, room = batch.messages, batch.rejects, batch_size
         position.lines, position.offset = line_no, offset
         if complete:
             position.complete_size = log_file.size
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    # Messages are acyclic; the cyclic collector would only rescan the batch being built
-    # again and again (about 15% of the read). It runs again whenever a batch is handed out.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@contextlib.contextmanager
-def _gc_resumed() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.enable()
-    try:
-        yield
-    finally:
-        if not enabled:
-            gc.disable()
 
 
 class _Batch:

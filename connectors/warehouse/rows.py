@@ -213,6 +213,9 @@ def _compile(
             lines.append("        if type(v) is str:")
             lines.append("            if v[:1] in STARTS: v = maybe_json(v)")
             lines.append("        elif type(v) not in PLAIN: v = conv(v)")
+        elif action == "time":
+            lines.append("        if type(v) is DT and v.tzinfo is None: v = v.isoformat() + 'Z'")
+            lines.append("        elif type(v) is not str: v = conv(v)")
         else:
             lines.append("        if type(v) is not str and type(v) not in PLAIN: v = conv(v)")
         if action in ("top", "time"):
@@ -231,6 +234,7 @@ def _compile(
         "obj": _json_object,
         "STARTS": _JSON_STARTS,
         "PLAIN": _PLAIN,
+        "DT": datetime,
     }
     exec(compile("\n".join(lines), "<warehouse row plan>", "exec"), scope)
     fill: Callable[[Sequence[Any], dict[str, Any], dict[str, Any]], None] = scope["fill"]

@@ -43,7 +43,7 @@ class WarehouseSourceSettings(StrictModel):
     id_column: str = Field(default="id", description="Unique row id (boundary dedup).")
     cursor_column: str = Field(default="received_at", description="Monotonic cursor column.")
     page_size: int = Field(
-        default=20_000,
+        default=10_000,
         ge=100,
         le=1_000_000,
         description="Rows fetched per round trip (server-side cursor or keyset page).",

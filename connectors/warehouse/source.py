@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from connectors.base import Bookmark, SourceBatch
+from connectors.segment.gc_pause import gc_paused, gc_resumed
 from connectors.warehouse.cursor import TableCursor
 from connectors.warehouse.rows import RowPlan, row_payload
 from connectors.warehouse.settings import WarehouseSourceSettings
@@ -126,26 +127,36 @@ class WarehouseSource:
                 yield from part
 
     def _keyset(self, stream: Stream, last: Any, signpost: Any) -> Iterator[Sequence[Any]]:
+        """Pages of whole cursor values: find the page's upper cursor bound, then read it.
+
+        The bound query touches only the cursor column, and the page query only the rows
+        in `(lower, upper]`, so no page re-sorts the whole table (as `LIMIT` pages on
+        `(cursor, id)` would). A page holds every row of its last cursor value, so it can
+        exceed `page_size` by the rows sharing one value.
+        """
         params: dict[str, Any] = {"signpost": signpost, "n": self.settings.page_size}
-        first = last is not None
-        if first:
-            params["last"] = last
-        after: tuple[Any, Any] | None = None
+        lower = ""
+        if last is not None:
+            lower, params["lower"] = " AND {c} >= :lower", last
         while True:
             with self.engine.connect() as conn:
                 c = quote_ident(conn, self.settings.cursor_column)
-                i = quote_ident(conn, self.settings.id_column)
-                where = f" AND {c} >= :last" if first and after is None else ""
-                if after is not None:
-                    where = f" AND ({c} > :ac OR ({c} = :ac AND {i} > :ai))"
-                    params["ac"], params["ai"] = after
-                result = conn.execute(sa.text(self._sql(conn, stream, where) + " LIMIT :n"), params)
+                where = lower.format(c=c)
+                bound = (
+                    f"SELECT max({c}) FROM (SELECT {c} FROM {stream.from_clause} "
+                    f"WHERE {c} <= :signpost{where} ORDER BY {c} LIMIT :n) AS espbridge_page"
+                )
+                upper = conn.execute(sa.text(bound), params).scalar()
+                if upper is None:
+                    return
+                page_params = {**params, "signpost": upper}
+                result = conn.execute(sa.text(self._sql(conn, stream, where)), page_params)
                 self._columns(stream, list(result.keys()))
                 page = result.fetchall()
             yield from page
-            if len(page) < self.settings.page_size:
+            if upper == signpost:
                 return
-            after = (page[-1][stream.cursor_index], page[-1][stream.id_index])
+            lower, params["lower"] = " AND {c} > :lower", upper
 
 
 class _StreamReader:
@@ -160,9 +171,20 @@ class _StreamReader:
 
     def read(self, stream: Stream, signpost: Any) -> Iterator[SourceBatch]:
         cursor = self.cursors.setdefault(stream.name, TableCursor())
-        plan: RowPlan | None = None
         settings = self.source.settings
-        for row in self.source.rows(stream, cursor.last_value, signpost):
+        rows = self.source.rows(stream, cursor.last_value, signpost)
+        with gc_paused():
+            yield from self._batches(stream, cursor, rows, settings)
+
+    def _batches(
+        self,
+        stream: Stream,
+        cursor: TableCursor,
+        rows: Iterator[Sequence[Any]],
+        settings: WarehouseSourceSettings,
+    ) -> Iterator[SourceBatch]:
+        plan: RowPlan | None = None
+        for row in rows:
             if plan is None:
                 plan = RowPlan(
                     stream.columns,
@@ -177,7 +199,8 @@ class _StreamReader:
             self._take(stream, plan, row, row_id)
             cursor.advance(value, row_id)
             if len(self.messages) + len(self.rejects) >= self.batch_size:
-                yield self.flush()
+                with gc_resumed():
+                    yield self.flush()
 
     def _take(self, stream: Stream, plan: RowPlan, row: Sequence[Any], row_id: str) -> None:
         ref = f"{stream.name}:{row_id}"

@@ -21,117 +21,30 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from mapping.fields import is_blank
+from mapping.identity.component import (
+    Component,
+    Conflict,
+    Seen,
+    Stamp,
+    epoch_us,
+    seen_time,
+)
 from mapping.identity.identifiers import Identifier
 from mapping.identity.settings import IdentitySettings
 
-Stamp = tuple[str, str]
-"""(ISO event time, messageId): orders trait updates deterministically."""
-
-
-@dataclass(slots=True)
-class Seen:
-    """First and last event time an identifier was seen (at the hour, see `seen_time`)."""
-
-    first: datetime
-    last: datetime
-
-    def widen(self, first: datetime, last: datetime) -> None:
-        """Extend to cover [first, last]."""
-        if first < self.first:
-            self.first = first
-        if last > self.last:
-            self.last = last
-
-
-@dataclass(slots=True)
-class Component:
-    """One customer while a batch is resolved."""
-
-    identifiers: dict[Identifier, Seen] = field(default_factory=dict)
-    traits: dict[str, Any] = field(default_factory=dict)
-    trait_stamps: dict[str, Stamp] = field(default_factory=dict)
-    stored_ids: set[str] = field(default_factory=set)
-    """Customer ids this component had in the store (more than one after a merge)."""
-    changed: bool = False
-    dirty: set[Identifier] = field(default_factory=set)
-    """Identifiers added or seen at a new time since loading."""
-    traits_changed: bool = False
-
-    def count(self, kind: str) -> int:
-        """How many identifiers of a kind it has."""
-        return sum(1 for k, _ in self.identifiers if k == kind)
-
-    def by_kind(self) -> dict[str, list[str]]:
-        """Identifiers per kind, most recently seen first (then by value)."""
-        items = sorted(self.identifiers.items(), key=lambda kv: (-kv[1].last.timestamp(), kv[0]))
-        out: dict[str, list[str]] = {}
-        for (kind, value), _ in items:
-            out.setdefault(kind, []).append(value)
-        return out
-
-    def set_traits(self, traits: Mapping[str, Any], stamp: Stamp) -> None:
-        """Keep each trait whose stamp is newer than the one held."""
-        for key, value in traits.items():
-            if is_blank(value):
-                continue
-            held = self.trait_stamps.get(key)
-            if held is None or stamp > held:
-                self.changed = self.traits_changed = True
-                self.traits[key] = value
-                self.trait_stamps[key] = stamp
-
-
-@dataclass(frozen=True, slots=True)
-class Conflict:
-    """A merge a limit refused: the linking identifier, the limit, and both sides.
-
-    Attributes:
-        kind: Kind of the identifier that would have linked the two sides.
-        value: Its value.
-        limit_kind: The kind whose limit the merge would break.
-        limit: That limit.
-        customer_id: The side the message belongs to.
-        other_customer_id: The side the identifier stays with.
-        customer: Identifiers of the message's side.
-        other: Identifiers of the other side.
-        message_id: The message (or `learned:…`) that asked for the merge.
-        at: Its event time.
-    """
-
-    kind: str
-    value: str
-    limit_kind: str
-    limit: int
-    customer_id: str
-    other_customer_id: str | None
-    customer: Mapping[str, Sequence[str]]
-    other: Mapping[str, Sequence[str]]
-    message_id: str
-    at: datetime
-
-    @property
-    def reason(self) -> str:
-        """Human-readable reason, for the run report."""
-        return (
-            f"{self.kind}={self.value!r} links customers {self.customer_id} and "
-            f"{self.other_customer_id}; merged they would have more than {self.limit} "
-            f"{self.limit_kind} identifier(s)"
-        )
-
-
-def seen_time(at: datetime) -> datetime:
-    """Event time at the hour: first/last seen change (and are rewritten) at most hourly."""
-    return at.replace(minute=0, second=0, microsecond=0)
-
-
-def stamp_time(at: datetime) -> str:
-    """Fixed-width UTC text, so stamps compare as times."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+__all__ = [
+    "Component",
+    "Conflict",
+    "IdentityGraph",
+    "Seen",
+    "Stamp",
+    "customer_id_for",
+    "epoch_us",
+    "seen_time",
+]
 
 
 def customer_id_for(identifiers: Iterable[Identifier], ranking: Mapping[str, int]) -> str:
@@ -254,11 +167,13 @@ class IdentityGraph:
 
         Returns None when the message has no usable identifier (all junk).
         """
-        stamp = (stamp_time(at), message_id)
+        moment = at
         at = seen_time(at)
-        ordered = sorted(
-            set(identifiers), key=lambda i: (self.ranking.get(i[0], len(self.ranking)), i[1])
-        )
+        ranking, last = self.ranking, len(self.ranking)
+        if len(identifiers) > 1:
+            ordered = sorted(set(identifiers), key=lambda i: (ranking.get(i[0], last), i[1]))
+        else:
+            ordered = list(identifiers)
         anchor: int | None = None
         for ident in ordered:
             owner = self._owner.get(ident)
@@ -273,7 +188,7 @@ class IdentityGraph:
             self._merge(anchor, ident, current, at, message_id)
             anchor = self.find(anchor)
         if anchor is not None and traits and self.settings.track_traits:
-            self._components[anchor].set_traits(traits, stamp)
+            self._components[anchor].set_traits(traits, (epoch_us(moment), message_id))
         return anchor
 
     def _merge(

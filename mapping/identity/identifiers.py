@@ -8,7 +8,7 @@ merge two people.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +39,12 @@ class Normalizer:
 
     def normalize(self, kind: str, raw: Any) -> str | None:
         """The normalized value, or None when it is junk or not a valid identifier."""
-        if isinstance(raw, bool) or raw is None:
-            return None
-        if isinstance(raw, int | float):
-            raw = str(int(raw)) if float(raw).is_integer() else str(raw)
-        if not isinstance(raw, str):
-            return None
-        value = raw.strip()
+        if type(raw) is not str:
+            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+                return None
+            if not isinstance(raw, str):
+                raw = str(int(raw)) if float(raw).is_integer() else str(raw)
+        value: str = raw.strip()
         if value.lower() in self.junk or len(value) > MAX_VALUE_LENGTH:
             return None
         if kind == "email":
@@ -79,16 +78,16 @@ def _plan(settings: IdentitySettings) -> tuple[tuple[str, str, str], ...]:
 
 def _lookup(message: Message, where: str, path: str) -> Any:
     if where == "traits":
-        return get_path(message.traits, path) if message.traits else None
-    if where == "properties":
-        return get_path(message.properties, path) if message.properties else None
-    return get_path(message.raw, path)
-
-
-def _values(found: Any) -> Iterable[Any]:
-    if isinstance(found, list | tuple):
-        return found
-    return (found,)
+        source: Mapping[str, Any] = message.traits
+    elif where == "properties":
+        source = message.properties
+    else:
+        source = message.raw
+    if not source:
+        return None
+    if "." not in path and "[" not in path:  # one key: the common case
+        return source.get(path)
+    return get_path(source, path)
 
 
 def extract(message: Message, norm: Normalizer) -> list[Identifier]:
@@ -97,23 +96,27 @@ def extract(message: Message, norm: Normalizer) -> list[Identifier]:
     userId and anonymousId of the same message, an alias call's previousId, and the
     configured email, phone and extra-key paths are all edges between each other.
     """
-    found: dict[Identifier, None] = {}
-
-    def add(kind: str, raw: Any) -> None:
-        value = norm.normalize(kind, raw)
-        if value is not None:
-            found[(kind, value)] = None
-
-    settings = norm.settings
-    add("user_id", message.user_id)
-    add("anonymous_id", message.anonymous_id)
+    raws: list[tuple[str, Any]] = [
+        ("user_id", message.user_id),
+        ("anonymous_id", message.anonymous_id),
+    ]
     if message.type == "alias":
-        add(settings.alias_previous_id, message.raw.get("previousId"))
+        raws.append((norm.settings.alias_previous_id, message.raw.get("previousId")))
     for kind, where, path in norm.plan:
         value = _lookup(message, where, path)
-        if value is not None:
-            for raw in _values(value):
-                add(kind, raw)
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            raws += [(kind, item) for item in value]
+        else:
+            raws.append((kind, value))
+    found: dict[Identifier, None] = {}
+    normalize = norm.normalize
+    for kind, raw in raws:
+        if raw is not None:
+            value = normalize(kind, raw)
+            if value is not None:
+                found[(kind, value)] = None
     return list(found)
 
 

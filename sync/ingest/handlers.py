@@ -31,6 +31,7 @@ WEBHOOK = "webhook"
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """A Segment-style `{code, message}` answer (503s say when to retry)."""
     body = SegmentError(code=code, message=message, **extra).model_dump()
     headers = {"Retry-After": "1"} if status == 503 else None
     return JSONResponse(body, status_code=status, headers=headers)

@@ -99,10 +99,27 @@ class InboxWriter:
 
     def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
         insert: Any = pg_insert if self._postgres else sqlite_insert
-        stmt = insert(inbox).on_conflict_do_nothing(index_elements=["message_id"])
-        return int(conn.execute(stmt, rows).rowcount)
+        stmt = (
+            insert(inbox)
+            .on_conflict_do_nothing(index_elements=["message_id"])
+            .returning(inbox.c.id)
+        )
+        # Rows returned = rows inserted (executemany rowcount is unreliable on psycopg).
+        return len(conn.execute(stmt, rows).all())
 
     def max_id(self) -> int:
         """The newest inbox id (0 when empty)."""
         with self.store.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.max(inbox.c.id))).scalar() or 0)
+
+
+def prune_inbox(store: StateStore, *, upto_id: int, received_before: datetime) -> int:
+    """Delete inbox rows every inbox sync has read (`id <= upto_id`) and that are older
+    than `received_before`; return how many. Ids are never reused after pruning."""
+    if upto_id <= 0:
+        return 0
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            sa.delete(inbox).where(inbox.c.id <= upto_id, inbox.c.received_at < received_before)
+        )
+    return int(result.rowcount)

@@ -56,6 +56,12 @@ class IngestSettings(StrictModel):
         description="Batches per worker run before a new run record is opened "
         "(a shutdown still stops after the batch in flight).",
     )
+    inbox_retention_hours: float = Field(
+        default=168.0,
+        ge=0,
+        description="Inbox rows read by every inbox sync are deleted once this old "
+        "(checked every 10 minutes); 0 keeps them forever.",
+    )
     shutdown_timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long SIGTERM waits for in-flight work."
     )

@@ -16,12 +16,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from sync.ingest.inbox import prune_inbox
 from sync.ingest.locks import release_dead_holder
 from sync.ingest.metrics import IngestMetrics
 from sync.ingest.settings import IngestSettings
@@ -31,6 +32,8 @@ from sync.store.state import StateStore, as_utc
 
 log = logging.getLogger("espbridge.ingest")
 _MAX_BACKOFF_S = 30.0
+_BUSY_RETRY_S = 0.25
+_PRUNE_EVERY_S = 600.0
 
 
 class RunReportLike(Protocol):
@@ -100,6 +103,9 @@ class InboxWorker:
         self._halt = asyncio.Event()
         self._thread: threading.Thread | None = None
         self.errors = 0
+        self.busy = 0
+        self.pruned = 0
+        self._pruned_at = 0.0
 
     # control (any thread) ------------------------------------------------------------
 
@@ -154,24 +160,7 @@ class InboxWorker:
         backoff = 0.0
         while not self.stopping.is_set():
             self._wake.clear()
-            worked = False
-            for sync in self.syncs:
-                if self.stopping.is_set():
-                    break
-                if time.monotonic() < next_tick[sync.name] and not self._behind(sync):
-                    continue
-                try:
-                    worked |= await self._run_once(sync)
-                    backoff = 0.0
-                except Exception as exc:  # keep serving; the run record has the error
-                    # `sync.engine.SyncBusy`, by name: the engine imports every connector.
-                    busy = type(exc).__name__ == "SyncBusy"
-                    if busy and release_dead_holder(self.store, sync.name):
-                        continue
-                    self.errors += 1
-                    backoff = min(max(backoff * 2, 0.5), _MAX_BACKOFF_S)
-                    log.warning("sync %s: %s: %s", sync.name, type(exc).__name__, exc)
-                next_tick[sync.name] = time.monotonic() + self.settings.tick_seconds
+            worked, backoff = await self._pass(next_tick, backoff)
             if backoff:
                 await self._sleep(backoff, self._halt)  # new messages do not cut it short
             elif not worked:
@@ -179,6 +168,45 @@ class InboxWorker:
                     next_tick.values(), default=time.monotonic() + self.settings.tick_seconds
                 )
                 await self._sleep(wait - time.monotonic(), self._wake)
+
+    async def _pass(self, next_tick: dict[str, float], backoff: float) -> tuple[bool, float]:
+        """Run every sync that is behind or due; (anything read, backoff to apply)."""
+        worked = False
+        for sync in self.syncs:
+            if self.stopping.is_set():
+                break
+            if time.monotonic() < next_tick[sync.name] and not self._behind(sync):
+                continue
+            read, backoff = await self._attempt(sync, backoff)
+            worked |= read
+            next_tick[sync.name] = time.monotonic() + self.settings.tick_seconds
+            self._update_lag(sync)
+        self._maybe_prune()
+        return worked, backoff
+
+    def _maybe_prune(self) -> None:
+        """Delete old inbox rows that every inbox sync has read (every 10 minutes)."""
+        hours = self.settings.inbox_retention_hours
+        if not hours or not self.syncs or time.monotonic() - self._pruned_at < _PRUNE_EVERY_S:
+            return
+        self._pruned_at = time.monotonic()
+        upto = min(self._bookmark(sync) for sync in self.syncs)
+        before = datetime.now(UTC) - timedelta(hours=hours)
+        self.pruned += prune_inbox(self.store, upto_id=upto, received_before=before)
+
+    async def _attempt(self, sync: InboxSync, backoff: float) -> tuple[bool, float]:
+        try:
+            return await self._run_once(sync), 0.0
+        except Exception as exc:  # keep serving; the run record has the error
+            # `sync.engine.SyncBusy`, by name: the engine imports every connector.
+            if type(exc).__name__ == "SyncBusy":
+                if release_dead_holder(self.store, sync.name):
+                    return True, backoff  # go again at once
+                self.busy += 1  # another `serve` or a scheduled `run` is sending these
+                return False, max(backoff, _BUSY_RETRY_S)
+            self.errors += 1
+            log.warning("sync %s: %s: %s", sync.name, type(exc).__name__, exc)
+            return False, min(max(backoff * 2, 0.5), _MAX_BACKOFF_S)
 
     async def _sleep(self, seconds: float, event: asyncio.Event) -> None:
         if seconds <= 0 or self.stopping.is_set():
@@ -195,7 +223,6 @@ class InboxWorker:
             stop=self.stopping,
             on_batch=lambda r: self._observe(sync, r, progress),
         )
-        self._update_lag(sync)
         return bool(report.counts.get("read", 0))
 
     # state ------------------------------------------------------------------------------

@@ -6,13 +6,32 @@
 - `identity_merges`: merge history: a customer id that stopped existing, and where it went.
 - `identity_conflicts`: merges a limit refused, with both sides (one row per distinct
   conflict, however often it recurs).
+- `identity_lock`: one row that serializes writers (two syncs resolving at once would
+  otherwise each merge against a graph the other is changing).
+
+Below the tables: loading the part of the graph a batch touches, and writing back what
+changed (used by `sync.identity.IdentityResolver`).
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from mapping.identity import Conflict, IdentityGraph, Seen
+from mapping.identity.graph import epoch_us
+from mapping.identity.identifiers import Identifier
 from sync.store.schema import Timestamp, metadata
+
+if TYPE_CHECKING:
+    from sync.store.state import StateStore
 
 identity_identifiers = sa.Table(
     "identity_identifiers",
@@ -43,6 +62,14 @@ identity_merges = sa.Table(
     sa.Column("merged_at", Timestamp, nullable=False),
 )
 
+identity_lock = sa.Table(
+    "identity_lock",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+"""One row; every writing batch bumps it first, so writers to the graph take turns."""
+
 identity_conflicts = sa.Table(
     "identity_conflicts",
     metadata,
@@ -59,3 +86,218 @@ identity_conflicts = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("kind", "value", "customer_id", "other_customer_id", name="uq_conflict"),
 )
+
+
+_CHUNK = 1000  # IN-list size: few round trips, well under SQLite and PG parameter limits
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+_to_us = epoch_us
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
+
+
+# loading ---------------------------------------------------------------------------
+
+
+def lock_graph(conn: sa.Connection) -> int:
+    """Take the graph's write turn for this transaction; return the new version.
+
+    The first statement of a writing batch: the row lock (PostgreSQL) or write lock
+    (SQLite) is held until commit, so the batch's reads and writes see no other writer.
+    """
+    insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(identity_lock).values(id=1, version=1)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["id"], set_={"version": identity_lock.c.version + 1}
+        )
+    )
+    query = sa.select(identity_lock.c.version).where(identity_lock.c.id == 1)
+    return int(conn.execute(query).scalar_one())
+
+
+def follow(conn: sa.Connection, customer_id: str) -> str:
+    """The id a customer has now, following the merge history."""
+    t = identity_merges
+    seen = {customer_id}
+    while True:
+        into = conn.execute(
+            sa.select(t.c.into_customer_id).where(t.c.from_customer_id == customer_id)
+        ).scalar()
+        if into is None or into in seen:
+            return customer_id
+        seen.add(into)
+        customer_id = into
+
+
+def identifiers_of(conn: sa.Connection, customer_ids: Sequence[str]) -> list[Identifier]:
+    """Every stored identifier of these customers."""
+    t = identity_identifiers
+    found: list[Identifier] = []
+    for chunk in _chunks(list(customer_ids)):
+        query = sa.select(t.c.kind, t.c.value).where(t.c.customer_id.in_(chunk))
+        found += [(k, v) for k, v in conn.execute(query)]
+    return found
+
+
+def load_components(conn: sa.Connection, graph: IdentityGraph, idents: set[Identifier]) -> None:
+    """Load into `graph` every stored customer holding one of `idents`, whole."""
+    t = identity_identifiers
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, value in idents:
+        by_kind[kind].append(value)
+    customer_ids: set[str] = set()
+    for kind, values in by_kind.items():
+        for chunk in _chunks(values):
+            query = sa.select(t.c.customer_id).where(t.c.kind == kind, t.c.value.in_(chunk))
+            customer_ids.update(conn.execute(query).scalars())
+    if not customer_ids:
+        return
+    members: dict[str, dict[Identifier, Seen]] = defaultdict(dict)
+    traits: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    ids = sorted(customer_ids)
+    for chunk in _chunks(ids):
+        rows = conn.execute(
+            sa.select(
+                t.c.customer_id, t.c.kind, t.c.value, t.c.first_seen_us, t.c.last_seen_us
+            ).where(t.c.customer_id.in_(chunk))
+        )
+        for cid, kind, value, first, last in rows:
+            members[cid][(kind, value)] = Seen(_from_us(first), _from_us(last))
+        c = identity_customers
+        for cid, values, stamps in conn.execute(
+            sa.select(c.c.customer_id, c.c.traits, c.c.trait_stamps).where(
+                c.c.customer_id.in_(chunk)
+            )
+        ):
+            traits[cid] = (
+                orjson.loads(values),
+                {k: tuple(v) for k, v in orjson.loads(stamps).items()},
+            )
+    for cid in ids:
+        held, stamps = traits.get(cid, ({}, {}))
+        graph.load(cid, members[cid], held, stamps)
+
+
+# writing ---------------------------------------------------------------------------
+
+
+def write_changes(
+    store: StateStore,
+    conn: sa.Connection,
+    graph: IdentityGraph,
+    names: dict[int, str] | None = None,
+    *,
+    persist: bool = True,
+) -> dict[str, str]:
+    """Write the components `graph` changed, merges and conflicts; return old → new ids.
+
+    Args:
+        store: The state store (for its dialect-aware upsert).
+        conn: The open transaction.
+        graph: The graph after a batch.
+        names: Filled with id(component) → customer id, to reuse.
+        persist: False computes ids and merges but writes nothing (dry run).
+    """
+    now = datetime.now(UTC)
+    ident_rows: list[dict[str, Any]] = []
+    customer_rows: list[dict[str, Any]] = []
+    merges: dict[str, str] = {}
+    for comp in graph.changed():
+        cid = graph.customer_id(comp)
+        if names is not None:
+            names[id(comp)] = cid
+        moved = comp.stored_ids != {cid}
+        idents = comp.identifiers if moved else {i: comp.identifiers[i] for i in comp.dirty}
+        for (kind, value), seen in idents.items():
+            ident_rows.append(
+                {
+                    "kind": kind,
+                    "value": value,
+                    "customer_id": cid,
+                    "first_seen_us": _to_us(seen.first),
+                    "last_seen_us": _to_us(seen.last),
+                }
+            )
+        if moved or comp.traits_changed:
+            customer_rows.append(
+                {
+                    "customer_id": cid,
+                    "traits": _dumps(comp.traits),
+                    "trait_stamps": _dumps(comp.trait_stamps),
+                    "updated_at": now,
+                }
+            )
+        for old in sorted(comp.stored_ids - {cid}):
+            merges[old] = cid
+    if not persist:
+        return merges
+    store.upsert(conn, identity_identifiers, ident_rows)
+    store.upsert(conn, identity_customers, customer_rows)
+    if merges:
+        _record_merges(store, conn, merges, now)
+    _record_conflicts(conn, graph.conflicts, now)
+    return merges
+
+
+def _record_merges(
+    store: StateStore, conn: sa.Connection, merges: Mapping[str, str], now: datetime
+) -> None:
+    m, c = identity_merges, identity_customers
+    old = sorted(merges)
+    for chunk in _chunks(old):
+        conn.execute(sa.delete(c).where(c.c.customer_id.in_(chunk)))
+    for source, target in merges.items():
+        # Keep the history flat: whatever pointed at `source` now points at `target`.
+        conn.execute(
+            sa.update(m).where(m.c.into_customer_id == source).values(into_customer_id=target)
+        )
+    rows = [
+        {"from_customer_id": s, "into_customer_id": t, "merged_at": now} for s, t in merges.items()
+    ]
+    store.upsert(conn, m, rows)
+
+
+def _record_conflicts(conn: sa.Connection, conflicts: Sequence[Conflict], now: datetime) -> None:
+    if not conflicts:
+        return
+    rows = [
+        {
+            "kind": c.kind,
+            "value": c.value,
+            "limit_kind": c.limit_kind,
+            "limit": c.limit,
+            "customer_id": c.customer_id,
+            "other_customer_id": c.other_customer_id or "",
+            "sides": {"customer": dict(c.customer), "other": dict(c.other)},
+            "message_id": c.message_id[:200],
+            "event_time": c.at,
+            "created_at": now,
+        }
+        for c in conflicts
+    ]
+    insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(identity_conflicts).on_conflict_do_nothing(
+        index_elements=["kind", "value", "customer_id", "other_customer_id"]
+    )
+    conn.execute(stmt, rows)
+
+
+def stored_conflicts(engine: sa.Engine, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Stored conflicts, newest first (for reports)."""
+    t = identity_conflicts
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t).order_by(t.c.id.desc()).limit(limit))
+        return [dict(r._mapping) for r in rows]

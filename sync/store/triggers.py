@@ -70,8 +70,14 @@ trigger_instances = sa.Table(
     sa.Column("delivery", sa.String(20), nullable=True),  # pending | delivered | rejected
     sa.Column("decided_at", Timestamp, nullable=True),
     sa.Index("ix_trigger_instances_due", "status", "due_at"),
-    sa.Index("ix_trigger_instances_customer", "customer_id", "status", "due_at"),
-    sa.Index("ix_trigger_instances_delivery", "delivery"),
+    sa.Index("ix_trigger_instances_customer", "customer_id", "due_at"),
+    # Partial: only emissions awaiting an acknowledgement (a handful) are indexed.
+    sa.Index(
+        "ix_trigger_instances_undelivered",
+        "due_at",
+        sqlite_where=sa.text("delivery = 'pending'"),
+        postgresql_where=sa.text("delivery = 'pending'"),
+    ),
 )
 
 trigger_cancels = sa.Table(
@@ -80,11 +86,10 @@ trigger_cancels = sa.Table(
     sa.Column("trigger", Name, primary_key=True),
     sa.Column("customer_id", Key, primary_key=True),
     sa.Column("entity_key", Key, primary_key=True),
+    sa.Column("event_time", Timestamp, primary_key=True),  # in the key: the lookup's range
     sa.Column("message_id", Key, primary_key=True),
-    sa.Column("event_time", Timestamp, nullable=False),
     sa.Column("event", sa.String(200), nullable=False),
     sa.Column("also_start", sa.Boolean, nullable=False),  # the event also starts this trigger
-    sa.Index("ix_trigger_cancels_lookup", "trigger", "customer_id", "entity_key", "event_time"),
     sa.Index("ix_trigger_cancels_key", "trigger", "entity_key", "event_time"),
     sa.Index("ix_trigger_cancels_time", "event_time"),
 )
@@ -95,8 +100,8 @@ trigger_counts = sa.Table(
     sa.Column("trigger", Name, primary_key=True),
     sa.Column("customer_id", Key, primary_key=True),
     sa.Column("group_key", Key, primary_key=True),
+    sa.Column("event_time", Timestamp, primary_key=True),
     sa.Column("message_id", Key, primary_key=True),
-    sa.Column("event_time", Timestamp, nullable=False),
     sa.Column("start", sa.LargeBinary, nullable=False),  # orjson: the event, should it qualify
     sa.Index("ix_trigger_counts_time", "event_time"),
 )
@@ -105,10 +110,10 @@ trigger_activity = sa.Table(
     "trigger_activity",
     metadata,
     sa.Column("customer_id", Key, primary_key=True),
+    sa.Column("event_time", Timestamp, primary_key=True),
     sa.Column("kind", sa.String(10), primary_key=True),  # viewed | bought
     sa.Column("product_id", Key, primary_key=True),
     sa.Column("message_id", Key, primary_key=True),
-    sa.Column("event_time", Timestamp, nullable=False),
     sa.Column("product", sa.LargeBinary, nullable=False),  # orjson
     sa.Index("ix_trigger_activity_time", "event_time"),
 )

@@ -90,7 +90,7 @@ class Decider:
         of instances still in the running, which is usually few of them.
         """
         global_triggers = [name for name in self.triggers if self._global(name)]
-        ids = [r["instance_id"] for r in chunk]
+        ids = [r["instance_id"] for r in chunk if self._cancellable(r["trigger"])]
         cancels = store.earliest_cancels(conn, ids, global_triggers)
         gates: dict[str, Decision | None] = {}
         for row in chunk:
@@ -108,7 +108,11 @@ class Decider:
             rivals = store.pending_between(conn, customers, first, last + hold)
             for row in rivals:
                 out.rivals[row["customer_id"]].append(row)
-            missing = [r["instance_id"] for r in rivals if r["instance_id"] not in cancels]
+            missing = [
+                r["instance_id"]
+                for r in rivals
+                if r["instance_id"] not in cancels and self._cancellable(r["trigger"])
+            ]
             out.cancels.update(store.earliest_cancels(conn, missing, global_triggers))
         for row in store.fired_since(conn, customers, first - self.cap_window):
             out.history[row["customer_id"]].append(row)
@@ -121,6 +125,10 @@ class Decider:
     def _global(self, trigger: str) -> bool:
         found = self.triggers.get(trigger)
         return found is not None and found.key_scope == "global" and bool(found.key)
+
+    def _cancellable(self, trigger: str) -> bool:
+        found = self.triggers.get(trigger)
+        return found is None or bool(found.cancel_on)
 
     def _wants_content(self, trigger: str) -> bool:
         found = self.triggers.get(trigger)
@@ -141,7 +149,9 @@ class Decider:
             detail = (
                 f"{cancel['event']} {cancel['message_id']} at {cancel['event_time'].isoformat()}"
             )
-            return Decision("cancelled", "cancel_event", detail)
+            # A later start of the same trigger restarts the wait (the cart is still in use).
+            reason = "superseded" if cancel["also_start"] else "cancel_event"
+            return Decision("cancelled", reason, detail)
         early = chunk.gates.get(row["instance_id"])
         if early is not None:
             return early

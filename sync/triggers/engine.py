@@ -32,10 +32,18 @@ from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, valid
 DELIVERED = frozenset({"delivered", "acknowledged", "fired", "sent"})
 _PRUNE_EVERY = timedelta(hours=6)
 _QUIET_MARGIN = timedelta(days=1)
+_FUTURE = timedelta(hours=1)
+"""Event times further ahead of the wall clock do not advance the watermark."""
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _validated(triggers: Sequence[TriggerSettings | Mapping[str, Any]]) -> list[TriggerSettings]:
+    return [
+        t if isinstance(t, TriggerSettings) else TriggerSettings.model_validate(t) for t in triggers
+    ]
 
 
 class TriggerEngine:
@@ -43,7 +51,7 @@ class TriggerEngine:
 
     Args:
         store: The state store; pending instances live in its tables.
-        triggers: The configured triggers.
+        triggers: The configured triggers (plain `[[triggers]]` tables are validated).
         settings: `[trigger_engine]` (clock, allowed lateness, global cap, priority hold).
         clock: Wall clock (injected by tests); used for freshness and `clock = "wall"`.
     """
@@ -51,20 +59,21 @@ class TriggerEngine:
     def __init__(
         self,
         store: StateStore,
-        triggers: Sequence[TriggerSettings],
+        triggers: Sequence[TriggerSettings | Mapping[str, Any]],
         settings: TriggerEngineSettings | None = None,
         *,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.settings = settings or TriggerEngineSettings()
-        validate_triggers(list(triggers), self.settings)
+        specs = _validated(triggers)
+        validate_triggers(specs, self.settings)
         self.store = store
-        self.triggers = {t.name: t for t in triggers}
+        self.triggers = {t.name: t for t in specs}
         self.clock = clock
-        wants_content = any(t.emit.recommendations for t in triggers)
-        self._observer = Observer(list(triggers), self.settings.activity, wants_content)
+        wants_content = any(t.emit.recommendations for t in specs)
+        self._observer = Observer(specs, self.settings.activity, wants_content)
         self._decider = Decider(self.triggers, self.settings, clock)
-        self._children = {name: [t for t in triggers if t.after == name] for name in self.triggers}
+        self._children = {name: [t for t in specs if t.after == name] for name in self.triggers}
         self._handed_out: set[str] = set()
         self._pruned_at: datetime | None = None
         self._counts: Counter[str] = Counter()
@@ -94,7 +103,8 @@ class TriggerEngine:
             store.insert_ignore(conn, trigger_instances, counted)
             self._counts["started"] += len(counted)
         if rows.latest is not None:
-            store.raise_max_event_time(conn, rows.latest)
+            # A device with a wrong clock must not decide every pending instance at once.
+            store.raise_max_event_time(conn, min(rows.latest, self.clock() + _FUTURE))
 
     def _qualified(
         self, conn: sa.Connection, added: Sequence[dict[str, Any]]
@@ -283,9 +293,19 @@ class TriggerEngine:
             store.set_delivery(conn, list(instance_ids), delivery)
         self._counts[delivery] += len(instance_ids)
 
-    def decisions_summary(self) -> dict[str, int]:
-        """Counts since this engine started: started, fired, cancelled, suppressed.<reason>."""
-        return dict(sorted((k, v) for k, v in self._counts.items() if v))
+    def decisions_summary(self, *, reset: bool = False) -> dict[str, int]:
+        """Counts since this engine started (or the last reset), for the run report.
+
+        Keys: `started`, `fired`, `cancelled`, `suppressed.<reason>`, `delivered`,
+        `rejected`, `fallback.<property>`.
+
+        Args:
+            reset: Start counting afresh after this call (one summary per run).
+        """
+        summary = dict(sorted((k, v) for k, v in self._counts.items() if v))
+        if reset:
+            self._counts.clear()
+        return summary
 
     def _maybe_prune(self, limit: datetime) -> None:
         if self._pruned_at is not None and limit - self._pruned_at < _PRUNE_EVERY:

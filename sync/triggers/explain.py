@@ -15,17 +15,17 @@ from sync.store.triggers import trigger_instances
 from sync.triggers.store import row_dict
 
 REASONS = {
-    "fired": "fired",
-    "cancel_event": "cancelled by an exit event before the due time",
-    "cap": "suppressed: the trigger's per-customer cap was reached",
-    "global_cap": "suppressed: the cross-trigger cap was reached",
-    "priority": "suppressed: a higher-priority trigger takes the slot",
-    "stale": "suppressed: the start event was too old at decision time",
-    "no_consent": "suppressed: no marketing consent",
-    "quiet_hours": "suppressed: due inside the customer's quiet hours",
-    "missing_field": "suppressed: a required emitted property had no value and no fallback",
-    "no_key": "suppressed: the start event has no entity key",
-    "unknown_trigger": "suppressed: the trigger is no longer configured",
+    "cancel_event": "an exit event matched before the due time",
+    "superseded": "a later start event of the same trigger restarted the wait",
+    "cap": "the trigger's per-customer cap was reached",
+    "global_cap": "the cross-trigger cap was reached",
+    "priority": "a higher-priority trigger takes the slot",
+    "stale": "the start event was too old at decision time",
+    "no_consent": "no marketing consent",
+    "quiet_hours": "due inside the customer's quiet hours",
+    "missing_field": "a required emitted property had no value and no fallback",
+    "no_key": "the start event has no entity key",
+    "unknown_trigger": "the trigger is no longer configured",
 }
 
 
@@ -117,10 +117,12 @@ def decision_counts(store: StateStore, *, since: datetime | None = None) -> dict
 
 def one_line(record: DecisionRecord) -> str:
     """`due  trigger  customer  status/reason  instance` for a listing."""
-    outcome = record.status if record.reason in (None, "fired") else record.reason
+    outcome = record.status
+    if record.reason not in (None, "fired"):
+        outcome += f":{record.reason}"
     return (
         f"{record.due_at:%Y-%m-%d %H:%M:%S}Z  {record.trigger:<24} {record.customer_id:<24} "
-        f"{record.status + ':' + str(outcome):<28} {record.instance_id}"
+        f"{outcome:<28} {record.instance_id}"
     )
 
 
@@ -141,8 +143,10 @@ def explain(record: DecisionRecord) -> str:
     if record.status == "pending":
         lines.append("  decision:  pending (the watermark has not passed the due time)")
         return "\n".join(lines)
-    text = REASONS.get(record.reason or "", record.reason or record.status)
-    lines.append(f"  decision:  {record.status}: {text}")
+    decision = record.status
+    if record.reason in REASONS:
+        decision += f" ({record.reason}: {REASONS[record.reason]})"
+    lines.append(f"  decision:  {decision}")
     if record.detail:
         lines.append(f"  because:   {record.detail}")
     if record.emitted:

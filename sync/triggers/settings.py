@@ -242,3 +242,31 @@ def validate_triggers(
             parent = by_name[parent].after
         if trigger.after and trigger.wait <= engine.priority_hold:
             raise ValueError(f"triggers.{trigger.name}.wait must exceed priority_hold")
+        _check_freshness(trigger, by_name)
+
+
+def quiet_length(quiet: QuietHours) -> timedelta:
+    """How long the quiet hours last (they may wrap past midnight)."""
+    day = timedelta(days=1)
+    span = timedelta(
+        hours=quiet.end.hour - quiet.start.hour, minutes=quiet.end.minute - quiet.start.minute
+    )
+    return span % day
+
+
+def _check_freshness(trigger: TriggerSettings, by_name: dict[str, TriggerSettings]) -> None:
+    """A freshness shorter than the longest possible delay would suppress every late send."""
+    if trigger.freshness is None:
+        return
+    longest = timedelta(0)
+    current: TriggerSettings | None = trigger
+    while current is not None:
+        longest += current.wait
+        if current.quiet_hours is not None and current.quiet_hours.action == "delay":
+            longest += quiet_length(current.quiet_hours)
+        current = by_name.get(current.after) if current.after else None
+    if trigger.freshness < longest:
+        raise ValueError(
+            f"triggers.{trigger.name}.freshness ({trigger.freshness}) is shorter than its waits "
+            f"plus quiet hours ({longest}): sends delayed that long would always be stale"
+        )

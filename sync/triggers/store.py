@@ -161,7 +161,7 @@ def undelivered(conn: sa.Connection) -> list[dict[str, Any]]:
     t = trigger_instances
     query = (
         sa.select(t)
-        .where(t.c.status == "fired", t.c.delivery == "pending")
+        .where(sa.text("delivery = 'pending'"))  # a literal, so the partial index applies
         .order_by(t.c.due_at, t.c.instance_id)
     )
     return [row_dict(r) for r in conn.execute(query)]
@@ -226,9 +226,9 @@ def earliest_cancels(
         found.update({r[0]: (r[1], r[2]) for r in conn.execute(query) if r[2] is not None})
     events: dict[tuple[str, str], dict[str, Any]] = {}
     for part in chunks(m for _, m in found.values()):
-        query = sa.select(c.c.trigger, c.c.message_id, c.c.event, c.c.event_time).where(
-            c.c.message_id.in_(part)
-        )
+        query = sa.select(
+            c.c.trigger, c.c.message_id, c.c.event, c.c.event_time, c.c.also_start
+        ).where(c.c.message_id.in_(part))
         events.update({(r.trigger, r.message_id): row_dict(r) for r in conn.execute(query)})
     return {iid: events[key] for iid, key in found.items() if key in events}
 

@@ -121,11 +121,13 @@ def test_identifier_resolution_across_email_phone_and_anonymous_id(server: Sandb
     ("field", "value", "pointer"),
     [
         ("time", "1989-12-31T23:59:59Z", "/data/attributes/time"),
-        ("time", (datetime.now(UTC) + timedelta(days=400)).isoformat(), "/data/attributes/time"),
+        ("time", "IN_400_DAYS", "/data/attributes/time"),
         ("time", "yesterday", "/data/attributes/time"),
     ],
 )
 def test_event_time_bounds(server: SandboxServer, field: str, value: str, pointer: str) -> None:
+    if value == "IN_400_DAYS":
+        value = (datetime.now(UTC) + timedelta(days=400)).isoformat()
     response = _post(server, "/api/events", event_body(**{field: value}))
     assert response.status_code == 400
     assert pointer in _pointers(response)

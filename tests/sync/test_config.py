@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -76,12 +77,17 @@ def test_load_reports_bad_toml(tmp_path: Path) -> None:
 
 def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     example = Path(__file__).parents[2] / "config.example.toml"
-    monkeypatch.setenv("KLAVIYO_API_KEY", "pk_example_key")
+    for name in set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", example.read_text())):
+        monkeypatch.setenv(name, f"example-{name.lower()}")
     monkeypatch.setenv("MAILCHIMP_API_KEY", "0123456789abcdef0123456789abcdef-us1")
-    monkeypatch.setenv("SEGMENT_WRITE_KEY", "write-key")
-    monkeypatch.setenv("SEGMENT_WEBHOOK_SECRET", "shh")
     config = load_config(example)
-    assert config.syncs
+    assert config.syncs and config.triggers and config.sources and config.destinations
+    assert {t.name for t in config.triggers} >= {
+        "cart_abandoned",
+        "browse_intent",
+        "recent_purchase",
+        "inactive_30d",
+    }
 
 
 def test_environment_overrides_a_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from mapping.identity import IdentitySettings
+from mapping.types import Message
 from sync.identity import IdentityResolver
 from sync.store.identity import identity_conflicts, identity_merges
 from sync.store.state import StateStore
@@ -248,3 +249,43 @@ def test_dry_run_resolves_without_writing(store: StateStore) -> None:
     dry = resolver.resolve([msg(2, user="u1", email="new@x.com")], persist=False)
     assert dry.customers["m0002"].identifiers["email"] == ["new@x.com"]
     assert partition(store) == {cid("user_id", "u1"): {("user_id", "u1"), ("anonymous_id", "a1")}}
+
+
+def test_concurrent_writers_take_turns(tmp_path: Path) -> None:
+    """Two syncs resolving at once (separate stores, one file) lose no merge."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    StateStore.open(url).close()
+    batches = [
+        [msg(n, user="u1", anon=f"a{n}", email=f"e{n % 3}@x.com") for n in range(0, 40, 2)],
+        [msg(n, user="u1", anon=f"a{n}", traits={"n": n}) for n in range(1, 40, 2)],
+    ]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(batch: list[Message]) -> None:
+        store = StateStore.open(url)
+        try:
+            start.wait()
+            for one in batch:
+                IdentityResolver(store).resolve_batch([one])
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    check = StateStore.open(url)
+    expected = {("user_id", "u1")} | {("anonymous_id", f"a{n}") for n in range(40)}
+    expected |= {("email", f"e{n}@x.com") for n in range(3)}
+    assert partition(check) == {cid("user_id", "u1"): expected}
+    customer = IdentityResolver(check).customer(cid("user_id", "u1"))
+    assert customer is not None
+    assert customer.traits["n"] == 39
+    check.close()

@@ -7,9 +7,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from connectors.base import OutcomeStatus, Record
+from connectors.errors import AuthFailed
 from connectors.klaviyo import KlaviyoDestination, KlaviyoSettings
 
 from .testkit import message
@@ -184,3 +186,42 @@ async def test_profiles_consent_and_409_against_the_sandbox() -> None:
     assert outcome.learned_ids == first.learned_ids  # the profile Klaviyo named on the 409
     assert "identifiers left unchanged" in (outcome.reason or "")
     assert len(state["profiles"]) == 31  # 30 + the phone-only one: no duplicate created
+
+
+async def test_check_and_add_to_list_against_the_sandbox() -> None:
+    with sandbox.SandboxServer(context.SandboxConfig(seed=5, time_scale=60)) as server:
+        list_id = _create_list(server.klaviyo_url, "VIPs")
+        dest = KlaviyoDestination("klaviyo", _settings(server.klaviyo_url))
+        assert "revision 2026-07-15" in await dest.check()
+        entered = {
+            "type": "track",
+            "event": "Audience Entered",
+            "messageId": "aud-1",
+            "userId": "u-7",
+            "timestamp": NOW.isoformat(),
+            "properties": {"list_id": list_id, "email": "vip@example.com"},
+        }
+        outcomes = await _send(dest, [entered])
+        await dest.aclose()
+        bad = KlaviyoDestination("bad", _settings(server.klaviyo_url, api_key="nope"))
+        with pytest.raises(AuthFailed):
+            await bad.check()
+        await bad.aclose()
+        state = server.state()["klaviyo"]
+    statuses = {o.key: o.status for o in outcomes}
+    assert statuses == {
+        "aud-1": OutcomeStatus.ACKNOWLEDGED,
+        "list:aud-1": OutcomeStatus.ACKNOWLEDGED,
+    }
+    [vip] = [p for p in state["profiles"] if p["email"] == "vip@example.com"]
+    [members] = [k for k in state["lists"] if k["id"] == list_id]
+    assert vip["id"] in str(members)
+    assert not state["subscriptions"].get(vip["id"])  # joining a list changed no consent
+
+
+def _create_list(url: str, name: str) -> str:
+    headers = {"authorization": "Klaviyo-API-Key pk_sandbox_123456", "revision": "2026-07-15"}
+    body = {"data": {"type": "list", "attributes": {"name": name}}}
+    response = httpx.post(f"{url}/api/lists", json=body, headers=headers)
+    response.raise_for_status()
+    return str(response.json()["data"]["id"])

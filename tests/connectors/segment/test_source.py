@@ -223,3 +223,10 @@ def test_a_truncated_file_is_read_again_from_its_start(tmp_path: Path) -> None:
     first = read_all(src, None)
     path.write_bytes(lines(track(9)))  # rotated: a new, shorter file under the same name
     assert [m.message_id for m in read_all(src, first.bookmark).messages] == ["m-0-9"]
+
+
+def test_storage_credentials_stay_out_of_repr() -> None:
+    from connectors.segment.settings import SegmentSourceSettings
+
+    settings = SegmentSourceSettings(path="s3://b/p", storage_options={"secret": "s3cr3t"})
+    assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings)

@@ -294,3 +294,48 @@ def test_reads_the_sample_warehouse(tmp_path: Path) -> None:
         sum(m.type == "track" for m in from_tracks.messages)
         == manifest["warehouse_tables"]["tracks"]
     )
+
+
+def test_timestamptz_cursor_on_postgres(postgres_url: str) -> None:
+    from datetime import UTC
+
+    engine = sa.create_engine(postgres_url)
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    pages = sa.Table(
+        "pages",
+        sa.MetaData(schema=schema),
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("received_at", sa.DateTime(timezone=True)),
+        sa.Column("timestamp", sa.DateTime(timezone=True)),
+        sa.Column("anonymous_id", sa.String),
+        sa.Column("name", sa.String),
+        sa.Column("path", sa.String),
+    )
+    pages.create(engine)
+    at = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    rows = [
+        {
+            "id": f"p{n}",
+            "received_at": at,
+            "timestamp": at,
+            "anonymous_id": "a1",
+            "name": "Home",
+            "path": "/",
+        }
+        for n in range(3)
+    ]
+    with engine.begin() as conn:
+        conn.execute(pages.insert(), rows)
+    src = WarehouseSource(WarehouseSourceSettings(url=postgres_url, schema_name=schema))
+    first = read_all(src, None, batch_size=2)
+    assert [m.message_id for m in first.messages] == ["p0", "p1", "p2"]
+    assert first.messages[0].name == "Home" and first.messages[0].properties == {"path": "/"}
+    assert first.messages[0].timestamp == at
+    with engine.begin() as conn:
+        conn.execute(pages.insert(), [{**rows[0], "id": "p3"}])
+    assert [m.message_id for m in read_all(src, first.bookmark).messages] == ["p3"]
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()

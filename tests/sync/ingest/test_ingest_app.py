@@ -262,6 +262,7 @@ async def test_health_and_metrics(client: httpx.AsyncClient, metrics: IngestMetr
     assert 'espbridge_ingest_stored_total{channel="tracking-api"} 1.0' in text
     assert 'espbridge_ingest_duplicates_total{channel="tracking-api"} 1.0' in text
     assert 'espbridge_ingest_rejected_total{channel="tracking-api",field="messageId"} 1.0' in text
+    assert 'espbridge_ingest_requests_total{route="/v1/batch",status="400"} 1.0' in text
 
 
 async def test_openapi_documents_request_and_response_models(client: httpx.AsyncClient) -> None:

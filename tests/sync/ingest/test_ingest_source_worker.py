@@ -33,13 +33,15 @@ from tests.sync.ingest.helpers import WRITE_KEY, track
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def _store_messages(store: StateStore, ids: list[str]) -> None:
+def _store_messages(store: StateStore, ids: list[str], received_at: datetime = NOW) -> None:
     checked = [
-        check_message(i, track(m), received_at=NOW, sent_at=None, call_type=None, max_bytes=32768)
+        check_message(
+            i, track(m), received_at=received_at, sent_at=None, call_type=None, max_bytes=32768
+        )
         for i, m in enumerate(ids)
     ]
     valid = [c for c in checked if isinstance(c, ValidMessage)]
-    InboxWriter(store).commit(valid, [], channel="tracking-api", received_at=NOW)
+    InboxWriter(store).commit(valid, [], channel="tracking-api", received_at=received_at)
 
 
 def test_source_reads_in_id_order_from_the_bookmark_up_to_the_signpost(store: StateStore) -> None:
@@ -84,8 +86,11 @@ class FakeReport:
 class FakeEngine:
     """Reads the inbox through `InboxSource`, 'sends' to one destination, commits."""
 
-    def __init__(self, store: StateStore, *, fail_first: int = 0, delay: float = 0.0) -> None:
+    def __init__(
+        self, store: StateStore, *, fail_first: int = 0, busy_first: int = 0, delay: float = 0.0
+    ) -> None:
         self.store = store
+        self.busy_first = busy_first
         self.sent: list[tuple[str, float]] = []
         self.runs = 0
         self.fail_first = fail_first
@@ -104,6 +109,8 @@ class FakeEngine:
         self.runs += 1
         if self.runs <= self.fail_first:
             raise RuntimeError("ESP unreachable")
+        if self.runs <= self.busy_first:
+            raise SyncBusy(f"sync {name!r} is already running elsewhere")
         report = FakeReport()
         run_id = self.store.start_run(name)
         source = InboxSource("inbox", InboxSourceSettings(batch_size=5), self.store)
@@ -199,6 +206,25 @@ async def test_stop_finishes_the_batch_in_flight_and_commits_it(store: StateStor
     assert store.get_bookmark("realtime", "inbox") == {"inbox_id": 5}
 
 
+class SyncBusy(Exception):
+    """Stands for `sync.engine.SyncBusy` (matched by name)."""
+
+
+async def test_a_sync_run_elsewhere_is_waited_for_not_counted_as_an_error(
+    store: StateStore,
+) -> None:
+    _store_messages(store, ["m1"])
+    engine = FakeEngine(store, busy_first=3)
+    worker = _worker(store, engine, IngestMetrics())
+    worker.start()
+    try:
+        await _wait_for(lambda: len(engine.sent) == 1)
+    finally:
+        assert worker.stop(timeout=5)
+
+    assert (worker.errors, worker.busy) == (0, 3)
+
+
 @pytest.mark.parametrize("batch_size", [1, 100])
 def test_source_batch_size_caps_the_sync_batch_size(store: StateStore, batch_size: int) -> None:
     _store_messages(store, ["a", "b", "c"])
@@ -239,3 +265,25 @@ def test_a_lock_held_by_a_dead_process_of_this_host_is_taken_over(store: StateSt
     assert released == {"dead": True, "alive": False, "elsewhere": False}
     assert store.acquire_lock("sync:dead", "me", timedelta(minutes=1))
     assert not store.acquire_lock("sync:alive", "me", timedelta(minutes=1))
+
+
+@pytest.mark.parametrize(("retention_hours", "left"), [(1.0, 0), (10_000.0, 3)])
+async def test_worker_prunes_only_old_rows_every_sync_has_read(
+    store: StateStore, retention_hours: float, left: int
+) -> None:
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    _store_messages(store, ["m1", "m2", "m3"], received_at=two_hours_ago)
+    engine = FakeEngine(store)
+    settings = IngestSettings(tick_seconds=60, inbox_retention_hours=retention_hours)
+    worker = InboxWorker(engine, store, SYNCS, settings, IngestMetrics())
+    worker.start()
+    try:
+        await _wait_for(lambda: len(engine.sent) == 3)
+        await _wait_for(lambda: worker.pruned == 3 - left)
+    finally:
+        assert worker.stop(timeout=5)
+
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar() == left
+    _store_messages(store, ["m4"])
+    assert InboxWriter(store).max_id() == 4  # ids are not reused after pruning

@@ -168,3 +168,25 @@ def test_replaying_the_same_events_emits_nothing_new(store: StateStore) -> None:
     first = run(engine(store, triggers(CART)), batch)
     again = run(engine(store, triggers(CART)), batch)
     assert len(first) == 1 and again == []
+
+
+def test_another_add_to_the_same_cart_restarts_the_wait(store: StateStore) -> None:
+    spec = {**CART, "cancel_on": ["Order Completed", "Product Added", "Checkout Started"]}
+    eng = engine(store, triggers(spec))
+    run(eng, [track("Product Added", 0, cart_id="k1", mid="a1")])
+    run(eng, [track("Product Added", 20, cart_id="k1", mid="a2")])
+    run(eng, [track("Product Added", 25, cart_id="k2", mid="b1")])  # another cart
+    assert [e.message.properties["cart_id"] for e in run(eng, [track("X", 45)])] == []
+    sent = run(eng, [track("X", 60)])
+    assert sorted(e.message.properties["cart_id"] for e in sent) == ["k1", "k2"]
+    assert [e.message.timestamp for e in sent if e.message.properties["cart_id"] == "k1"] == [
+        at(50)
+    ]
+    assert outcomes(store)["cart_abandoned/a1"] == ("cancelled", "superseded")
+
+
+def test_an_event_from_the_future_does_not_advance_the_watermark(store: StateStore) -> None:
+    eng = engine(store, triggers(CART), now=at(10))
+    run(eng, [track("Product Added", 0, cart_id="k1")])
+    assert run(eng, [track("X", 5 * 365 * 24 * 60)]) == []  # a device clock five years ahead
+    assert eng.watermark() == at(70)  # wall clock + 1 h at most

@@ -73,7 +73,7 @@ def test_absence_fires_after_30_days_without_opens(store: StateStore) -> None:
     sent = run(eng, [track("X", 35 * DAY + 1)])
     assert [e.message.timestamp for e in sent] == [at(35 * DAY)]
     assert outcomes(store) == {
-        "inactive/o1": ("cancelled", "cancel_event"),
+        "inactive/o1": ("cancelled", "superseded"),
         "inactive/o2": ("fired", "fired"),
     }
 

@@ -31,7 +31,7 @@ SPECS: list[dict[str, Any]] = [
         "on": ["Product Added", "Checkout Started"],
         "key": "properties.cart_id",
         "wait": "30m",
-        "cancel_on": "Order Completed",
+        "cancel_on": ["Order Completed", "Checkout Started"],  # a checkout restarts the wait
         "priority": 100,
         "cap": {"max": 1, "per": "2h"},
         "quiet_hours": {"start": "21:00", "end": "21:40"},
@@ -107,7 +107,7 @@ def _messages(specs: list[tuple[int, int, str, str, str | None, str]]) -> list[M
 def _play(path: Path, specs: list[TriggerSettings], runs: list[list[Message]]) -> Any:
     store = StateStore.open(f"sqlite:///{path}")
     emitted: dict[str, Any] = {}
-    settings = {
+    settings: dict[str, Any] = {
         "allowed_lateness": f"{LATENESS}m",
         "global_cap": {"max": 2, "per": "1h"},
         "priority_hold": "10m",

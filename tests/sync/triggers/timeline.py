@@ -85,7 +85,7 @@ def run(eng: TriggerEngine, messages: Sequence[Message], **traits: Any) -> list[
     return out
 
 
-def outcomes(store: StateStore) -> dict[str, tuple[str, str]]:
+def outcomes(store: StateStore) -> dict[str, tuple[str, str | None]]:
     """Decided instances: `trigger/start message id` → (status, reason)."""
     return {
         f"{d.trigger}/{d.start_message_id}": (d.status, d.reason)

@@ -15,6 +15,7 @@ from tests.connectors.mailchimp.mc_testkit import (
     LIST_ID,
     Recorder,
     identify,
+    message,
     ok,
     run,
     settings,
@@ -82,4 +83,30 @@ async def test_per_member_errors_become_rejects_and_existing_members_get_a_put()
     assert puts == [f"/3.0/lists/{LIST_ID}/members/{subscriber_hash('p1@example.com')}"]
     posted = [m for body in recorder.bodies("POST", f"/lists/{LIST_ID}$") for m in body["members"]]
     assert sorted(m["email_address"] for m in posted) == [f"p{i}@example.com" for i in range(1, 6)]
+    await dest.aclose()
+
+
+async def test_members_are_grouped_by_audience() -> None:
+    recorder = Recorder(lambda r: httpx.Response(200, json={"new_members": [], "errors": []}))
+    s = settings(batch={"batch_subscribe_min": 2, "max_age_seconds": 60})
+    dest = MailchimpDestination("mc", s, transport=recorder.transport())
+    msgs = [identify(f"p{i}@example.com", message_id=f"m{i}") for i in range(4)]
+    other = message(
+        {
+            "type": "identify",
+            "messageId": "m9",
+            "traits": {"email": "x@example.com"},
+            "integrations": {"Mailchimp": {"listId": "other123"}},
+        }
+    )
+    _, outcomes = await run(dest, *msgs, other)
+    assert {o.status for o in outcomes} == {OutcomeStatus.ACKNOWLEDGED}
+    by_list: dict[str, set[str]] = {}
+    for request in recorder.requests:
+        members = json.loads(request.content)["members"]
+        by_list.setdefault(request.url.path, set()).update(m["email_address"] for m in members)
+    assert by_list == {
+        f"/3.0/lists/{LIST_ID}": {f"p{i}@example.com" for i in range(4)},
+        "/3.0/lists/other123": {"x@example.com"},
+    }
     await dest.aclose()

@@ -102,3 +102,26 @@ def test_read_back_finds_our_key_in_event_properties() -> None:
     assert list(member_event.keys_in(page)) == [("x", "k1")]
     read = member_event.build_read_request(LIST_ID, "a@example.com", 1000)
     assert read.params == {"count": 1000, "offset": 1000}
+
+
+def test_an_overridden_time_path_is_converted_to_utc_or_rejected() -> None:
+    s = settings(mapping={"member_event": {"occurred_at": {"path": "properties.at"}}})
+    dest = MailchimpDestination("mc", s)
+
+    def fields_for(at: str) -> object:
+        msg = message(
+            {
+                "type": "track",
+                "event": "Viewed",
+                "properties": {"at": at},
+                "context": {"traits": {"email": "a@example.com"}},
+            }
+        )
+        [out] = dest.map(msg, None)
+        return out
+
+    record = fields_for("2026-01-02T03:04:05-05:00")
+    assert isinstance(record, Record)
+    assert record.fields["occurred_at"] == "2026-01-02T08:04:05+00:00"
+    reject = fields_for("last tuesday")
+    assert isinstance(reject, RejectedRow) and reject.field == "occurred_at"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from connectors.base import Record
+from connectors.base import Customer, Record
 from connectors.mailchimp import MailchimpDestination
 from connectors.mailchimp.actions import upsert_member
 from connectors.mailchimp.hashing import subscriber_hash
 from mapping.types import RejectedRow
-from tests.connectors.mailchimp.mc_testkit import LIST_ID, identify, settings, validate_body
+from tests.connectors.mailchimp.mc_testkit import (
+    LIST_ID,
+    identify,
+    message,
+    settings,
+    validate_body,
+)
 
 
 def _records(dest: MailchimpDestination, *args: object, **traits: object) -> list[object]:
@@ -92,3 +98,12 @@ def test_mapping_override_from_toml_changes_the_email_path() -> None:
 def test_skip_merge_validation_is_a_query_parameter() -> None:
     request = upsert_member.build_request(LIST_ID, {"email": "a@example.com"}, "subscribed", True)
     assert request.params == {"skip_merge_validation": "true"}
+
+
+def test_merge_fields_and_email_can_come_from_identity_resolution() -> None:
+    s = settings(merge_fields={"PLAN": {"path": ["traits.plan", "customer.traits.plan"]}})
+    dest = MailchimpDestination("mc", s)
+    customer = Customer("c-1", {"email": ["Known@Example.com"]}, {"plan": "pro"})
+    msg = message({"type": "identify", "traits": {"name": "no email here"}})
+    [record] = [r for r in dest.map(msg, customer) if isinstance(r, Record)]
+    assert record.fields == {"email": "known@example.com", "merge_fields": {"PLAN": "pro"}}

@@ -1,0 +1,119 @@
+"""The parts of an identity graph: when identifiers were seen, customers, conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mapping.fields import is_blank
+from mapping.identity.identifiers import Identifier
+
+Stamp = tuple[int, str]
+"""(event time in epoch microseconds, messageId): orders trait updates deterministically."""
+
+
+@dataclass(slots=True)
+class Seen:
+    """First and last event time an identifier was seen (at the hour, see `seen_time`)."""
+
+    first: datetime
+    last: datetime
+
+    def widen(self, first: datetime, last: datetime) -> None:
+        """Extend to cover [first, last]."""
+        if first < self.first:
+            self.first = first
+        if last > self.last:
+            self.last = last
+
+
+@dataclass(slots=True)
+class Component:
+    """One customer while a batch is resolved."""
+
+    identifiers: dict[Identifier, Seen] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    trait_stamps: dict[str, Stamp] = field(default_factory=dict)
+    stored_ids: set[str] = field(default_factory=set)
+    """Customer ids this component had in the store (more than one after a merge)."""
+    changed: bool = False
+    dirty: set[Identifier] = field(default_factory=set)
+    """Identifiers added or seen at a new time since loading."""
+    traits_changed: bool = False
+
+    def count(self, kind: str) -> int:
+        """How many identifiers of a kind it has."""
+        return sum(1 for k, _ in self.identifiers if k == kind)
+
+    def by_kind(self) -> dict[str, list[str]]:
+        """Identifiers per kind, most recently seen first (then by value)."""
+        items = sorted(self.identifiers.items(), key=lambda kv: (-kv[1].last.timestamp(), kv[0]))
+        out: dict[str, list[str]] = {}
+        for (kind, value), _ in items:
+            out.setdefault(kind, []).append(value)
+        return out
+
+    def set_traits(self, traits: Mapping[str, Any], stamp: Stamp) -> None:
+        """Keep each trait whose stamp is newer than the one held."""
+        for key, value in traits.items():
+            if is_blank(value):
+                continue
+            held = self.trait_stamps.get(key)
+            if held is None or stamp > held:
+                self.changed = self.traits_changed = True
+                self.traits[key] = value
+                self.trait_stamps[key] = stamp
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A merge a limit refused: the linking identifier, the limit, and both sides.
+
+    Attributes:
+        kind: Kind of the identifier that would have linked the two sides.
+        value: Its value.
+        limit_kind: The kind whose limit the merge would break.
+        limit: That limit.
+        customer_id: The side the message belongs to.
+        other_customer_id: The side the identifier stays with.
+        customer: Identifiers of the message's side.
+        other: Identifiers of the other side.
+        message_id: The message (or `learned:…`) that asked for the merge.
+        at: Its event time.
+    """
+
+    kind: str
+    value: str
+    limit_kind: str
+    limit: int
+    customer_id: str
+    other_customer_id: str | None
+    customer: Mapping[str, Sequence[str]]
+    other: Mapping[str, Sequence[str]]
+    message_id: str
+    at: datetime
+
+    @property
+    def reason(self) -> str:
+        """Human-readable reason, for the run report."""
+        return (
+            f"{self.kind}={self.value!r} links customers {self.customer_id} and "
+            f"{self.other_customer_id}; merged they would have more than {self.limit} "
+            f"{self.limit_kind} identifier(s)"
+        )
+
+
+def seen_time(at: datetime) -> datetime:
+    """Event time at the hour: first/last seen change (and are rewritten) at most hourly."""
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(at: datetime) -> int:
+    """Microseconds since the epoch (exact, unlike `timestamp()`)."""
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
