@@ -16,6 +16,7 @@ by the fallback, because a wrong value is a data problem the user must see.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,9 +24,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from mapping.paths import get_path
+from mapping.paths import Getter, compile_getter, get_path
 from mapping.settings import StrictModel
-from mapping.transforms import TransformError, compile_chain, compile_transform
+from mapping.transforms import Transform, TransformError, compile_chain, compile_transform
 from mapping.types import RejectedRow
 
 
@@ -158,6 +159,57 @@ class FallbackCounter(Counter[str]):
         return dict(sorted(self.items()))
 
 
+Plan = tuple[tuple[Getter, ...], Transform | None, Any, bool, Any, bool, bool]
+"""A compiled `FieldSpec`: (getters, transform chain, fallback, has fallback, value,
+has value, required)."""
+
+_PLANS: dict[int, tuple[dict[str, Any], Plan, weakref.ref[FieldSpec]]] = {}
+
+
+def plan_of(spec: FieldSpec) -> Plan:
+    """The spec compiled for `resolve`, built once per spec and reused.
+
+    Kept beside the spec rather than on it (a private attribute would change how specs
+    compare); it is rebuilt when the spec's fields are replaced (`model_copy(update=…)`).
+    """
+    held = _PLANS.get(id(spec))
+    # The entry keeps the spec's field dict alive, so no other spec can have it.
+    if held is not None and held[0] is spec.__dict__:
+        return held[1]
+    plan = _compile(spec)
+    key = id(spec)
+    _PLANS[key] = (spec.__dict__, plan, weakref.ref(spec, lambda _ref: _PLANS.pop(key, None)))
+    return plan
+
+
+def _compile(spec: FieldSpec) -> Plan:
+    getters = tuple(_getter(path) for path in spec.path)
+    chain = _chain(spec) if spec.transform else None
+    return (
+        getters,
+        chain,
+        spec.fallback,
+        not is_blank(spec.fallback),
+        spec.value,
+        not is_blank(spec.value),
+        spec.required,
+    )
+
+
+def _getter(path: str) -> Getter:
+    try:
+        return compile_getter(path)
+    except ValueError:
+        return lambda data: get_path(data, path)  # raises as before, when reached
+
+
+def _chain(spec: FieldSpec) -> Transform:
+    try:
+        return compile_chain(tuple(spec.transform))
+    except ValueError:
+        return spec.transform_value  # raises as before, when reached
+
+
 def resolve_field(spec: FieldSpec, data: Mapping[str, Any]) -> tuple[Any, bool]:
     """The value of one field and whether its fallback was used."""
     for path in spec.path:
@@ -173,22 +225,45 @@ def resolve_field(spec: FieldSpec, data: Mapping[str, Any]) -> tuple[Any, bool]:
 
 def resolve(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> Resolved:
     """Resolve every declared field against one message (as a dict)."""
-    out = Resolved()
+    out = Resolved({}, [], [], {})
+    values, fallbacks_used = out.values, out.fallbacks_used
     for name, spec in specs.items():
-        value, fell_back = resolve_field(spec, data)
-        if spec.transform and not fell_back and value is not None:
+        getters, chain, fallback, has_fallback, const, has_const, required = plan_of(spec)
+        value: Any = None
+        fell_back = False
+        for get in getters:
+            found = get(data)
+            if found is None:
+                continue
+            kind = type(found)
+            if kind is str:
+                if not found.strip():
+                    continue
+            elif kind is not int and kind is not float and is_blank(found):
+                continue
+            value = found
+            break
+        else:
+            if has_const and not getters:
+                value = const
+            elif has_fallback:
+                value, fell_back = fallback, True
+        if chain is not None and not fell_back and value is not None:
             try:
-                value = spec.transform_value(value)
+                value = chain(value)
             except TransformError as exc:
                 out.invalid[name] = str(exc)
                 continue
-            if is_blank(value) and not is_blank(spec.fallback):
-                value, fell_back = spec.fallback, True
+            if is_blank(value):
+                if has_fallback:
+                    value, fell_back = fallback, True
+                else:
+                    value = None
         if fell_back:
-            out.fallbacks_used.append(name)
-        if is_blank(value):
-            if spec.required:
+            fallbacks_used.append(name)
+        if value is None:  # blank: a found, constant or fallback value is never blank
+            if required:
                 out.missing.append(name)
             continue
-        out.values[name] = value
+        values[name] = value
     return out

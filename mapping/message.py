@@ -76,7 +76,7 @@ def parse_message(raw: object, source_ref: str) -> Message:
     if not isinstance(raw, dict):
         raise MessageError("$", "a message must be a JSON object")
     kind = raw.get("type")
-    if kind not in MESSAGE_TYPES:
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         raise MessageError("type", f"must be one of {sorted(MESSAGE_TYPES)}, got {kind!r}")
     message_id = raw.get("messageId")
     if not isinstance(message_id, str) or not message_id:

@@ -327,8 +327,8 @@ def sandbox(
 @app.command()
 def serve(
     config: ConfigOption = Path("espbridge.toml"),
-    host: str = "127.0.0.1",
-    port: int = 8080,
+    host: Annotated[str | None, typer.Option(help="Default: [ingest] host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: [ingest] port.")] = None,
 ) -> None:
     """Accept Segment's HTTP API and webhooks, and send in real time."""
     from sync.ingest.serve import serve as serve_ingest

@@ -37,6 +37,7 @@ from sync.config import Config, ConfigError
 from sync.metrics import CountingTransport, DryRunTransport
 from sync.registry import build_destination, build_source, identity_resolver, trigger_engine
 from sync.report import RunReport
+from sync.store.locks import release_dead_holder
 from sync.store.state import BatchCommit, StateStore
 
 LOCK_TTL = timedelta(minutes=10)
@@ -105,7 +106,10 @@ class SyncEngine:
             f"sync:{name}",
             f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         )
-        if not self.store.acquire_lock(lock, holder, LOCK_TTL):
+        if not self.store.acquire_lock(lock, holder, LOCK_TTL) and not (
+            release_dead_holder(self.store, name)
+            and self.store.acquire_lock(lock, holder, LOCK_TTL)
+        ):
             raise SyncBusy(f"sync {name!r} is already running elsewhere")
         report = RunReport(
             sync=name, run_id=self.store.start_run(name, dry_run=dry_run), dry_run=dry_run
@@ -244,16 +248,14 @@ class SyncEngine:
     ) -> list[Any]:
         if self._triggers is None:
             return []
-        if dry_run:
-            # Deciding writes trigger state; a dry run reports what it would read instead.
-            report.triggers["not_evaluated_in_dry_run"] += len(messages)
-            return []
-        if messages:
-            self._triggers.observe(list(messages), customers)
-        watermark = max((m.timestamp for m in messages), default=None)
-        emissions = list(self._triggers.due(watermark))
+        if dry_run:  # decide on a rolled-back copy: a dry run leaves no trigger state
+            emissions = self._triggers.preview(messages, customers)
+        else:
+            if messages:
+                self._triggers.observe(messages, customers)
+            emissions = self._triggers.due()
         report.triggers["emitted"] += len(emissions)
-        return emissions
+        return list(emissions)
 
     async def _deliver(
         self,

@@ -9,10 +9,14 @@ step is idempotent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import sqlalchemy as sa
 
 from connectors.base import Customer
 from connectors.segment_profiles import ProfilesClient, lookup_identifiers, unresolved
@@ -28,6 +32,7 @@ from sync.store.identity import (
     stored_conflicts,
     write_changes,
 )
+from sync.store.identity_cache import DEFAULT_CUSTOMERS, GraphCache
 from sync.store.state import StateStore
 
 
@@ -51,10 +56,27 @@ class Resolution:
 class IdentityResolver:
     """Resolves messages to customers against the graph in the state store."""
 
-    def __init__(self, store: StateStore, settings: IdentitySettings | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        settings: IdentitySettings | None = None,
+        *,
+        cache_customers: int = DEFAULT_CUSTOMERS,
+    ) -> None:
+        """A resolver over `store`'s graph.
+
+        Args:
+            store: The state store holding the graph.
+            settings: The identity rules (defaults when None).
+            cache_customers: Most recently used customers kept in memory between
+                batches (see `sync.store.identity_cache`); 0 reads every batch's
+                customers from the store.
+        """
         self.store = store
         self.settings = settings or IdentitySettings()
         self.normalizer = Normalizer.of(self.settings)
+        self._cache = GraphCache(limit=cache_customers)
+        self._writing = threading.Lock()  # one write turn at a time owns the cache
 
     # public ------------------------------------------------------------------------
 
@@ -75,20 +97,21 @@ class IdentityResolver:
         ordered = sorted(messages, key=lambda m: (m.timestamp, m.message_id))
         found = [(m, extract(m, self.normalizer)) for m in ordered]
         graph = IdentityGraph(self.settings)
-        with self.store.engine.begin() as conn:
-            if persist:
-                lock_graph(conn)
-            load_components(conn, graph, {i for _, ids in found for i in ids})
-            result = Resolution()
-            anchors: dict[str, int] = {}
+        cache = self._cache if persist else None
+        result = Resolution()
+        anchors: dict[str, int] = {}
+        names: dict[int, str] = {}
+        with self._turn(persist) as conn:
+            load_components(conn, graph, {i for _, ids in found for i in ids}, cache)
             for message, ids in found:
                 key = graph.observe(ids, message.timestamp, message.message_id, message.traits)
                 if key is None:
                     result.unresolved.append(message.message_id)
                 else:
                     anchors[message.message_id] = key
-            names: dict[int, str] = {}
-            result.merges = write_changes(self.store, conn, graph, names, persist=persist)
+            result.merges = write_changes(
+                self.store, conn, graph, names, persist=persist, cache=cache
+            )
         result.conflicts = list(graph.conflicts)
         built: dict[int, Customer] = {}
         for message_id, key in anchors.items():
@@ -125,19 +148,17 @@ class IdentityResolver:
         graph = IdentityGraph(self.settings)
         if not learned:
             return []
-        with self.store.engine.begin() as conn:
-            lock_graph(conn)
+        with self._turn(True) as conn:
             current = follow(conn, customer_id)
             own = identifiers_of(conn, [current])
-            if not own:
-                return []
-            load_components(conn, graph, {*own, *learned})
-            comp = graph.component_of(own[0])
-            assert comp is not None
-            when = at or max(seen.last for seen in comp.identifiers.values())
-            anchor = min(comp.identifiers, key=lambda i: (graph.ranking.get(i[0], 99), i[1]))
-            graph.learn(anchor, learned, when)
-            write_changes(self.store, conn, graph)
+            if own:
+                load_components(conn, graph, {*own, *learned}, self._cache)
+                comp = graph.component_of(own[0])
+                assert comp is not None
+                when = at or max(seen.last for seen in comp.identifiers.values())
+                anchor = min(comp.identifiers, key=lambda i: (graph.ranking.get(i[0], 99), i[1]))
+                graph.learn(anchor, learned, when)
+                write_changes(self.store, conn, graph, cache=self._cache)
         return list(graph.conflicts)
 
     async def enrich(
@@ -182,6 +203,28 @@ class IdentityResolver:
         """The id a customer has now (after merges)."""
         with self.store.engine.connect() as conn:
             return follow(conn, customer_id)
+
+    @contextmanager
+    def _turn(self, write: bool) -> Iterator[sa.Connection]:
+        """A transaction; a writing one takes the graph's write turn and keeps the cache.
+
+        The cache takes this turn's writes only once the transaction commits, and is
+        emptied when anything fails, so it never holds what the store does not.
+        """
+        if not write:
+            with self.store.engine.begin() as conn:
+                yield conn
+            return
+        with self._writing:
+            try:
+                with self.store.engine.begin() as conn:
+                    version = lock_graph(conn)
+                    self._cache.begin(version)
+                    yield conn
+            except BaseException:
+                self._cache.clear()
+                raise
+            self._cache.commit(version)
 
     # building ----------------------------------------------------------------------
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-SECRET_KEYS = ("api_key", "apikey", "authorization", "password", "secret", "token", "write_key")
+SECRET_KEYS = (
+    "api_key",
+    "apikey",
+    "authorization",
+    "password",
+    "secret",
+    "token",
+    "write_key",
+    "writekey",
+)
 
 
 def is_secret_key(name: str) -> bool:
     """True for keys that name a credential (`api_key`, `access_token`, `Authorization`…)."""
     lowered = name.lower().replace("-", "_")
-    return any(part in lowered for part in SECRET_KEYS)
+    return any(part in lowered or part in lowered.replace("_", "") for part in SECRET_KEYS)
 
 
 def redact(value: Any) -> Any:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from sync.ingest.auth import basic_username, is_write_key, webhook_signed
 from sync.ingest.body import IngestError, parse_json, read_body
+from sync.ingest.group import GroupCommitter
 from sync.ingest.inbox import InboxCommit, InboxWriter
 from sync.ingest.metrics import IngestMetrics
 from sync.ingest.models import Accepted, Health, RefusedMessage, SegmentError
@@ -68,6 +69,7 @@ class Ingest:
     ) -> None:
         self.settings = settings
         self.writer = InboxWriter(store)
+        self.committer = GroupCommitter(self.writer)
         self.metrics = metrics
         self.on_commit = on_commit
 
@@ -135,9 +137,7 @@ class Ingest:
         invalid = [c for c in checked if isinstance(c, InvalidMessage)]
         self.metrics.received.labels(channel).inc(len(messages))
         try:
-            commit = await run_in_threadpool(
-                self.writer.commit, valid, invalid, channel=channel, received_at=now
-            )
+            commit = await self.committer.commit(valid, invalid, channel=channel, received_at=now)
         except sa.exc.SQLAlchemyError:
             return error_response(503, "unavailable", "the inbox could not be written; retry")
         self._count(commit, invalid, channel)

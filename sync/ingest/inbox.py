@@ -1,11 +1,14 @@
 """Writing accepted messages to the inbox, and refused ones to the rejects ledger.
 
-One transaction per request: when it commits, the request may be answered. A
-messageId already in the inbox is skipped (the first copy wins).
+A request may be answered once the transaction holding its messages commits. Requests
+that arrive while a commit is running are committed together in the next one (group
+commit: one writer, fewer transactions). A messageId already in the inbox is skipped
+(the first copy wins).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,8 +61,18 @@ def reject_rows(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class InboxBatch:
+    """One request's messages, as handed to `InboxWriter.commit_many`."""
+
+    valid: Sequence[ValidMessage]
+    invalid: Sequence[InvalidMessage]
+    channel: str
+    received_at: datetime
+
+
 class InboxWriter:
-    """Commits a request's messages to the state store's inbox."""
+    """Commits requests' messages to the state store's inbox."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
@@ -74,38 +87,46 @@ class InboxWriter:
         received_at: datetime,
     ) -> InboxCommit:
         """Store valid messages and record refused ones, in one transaction."""
+        return self.commit_many([InboxBatch(valid, invalid, channel, received_at)])[0]
+
+    def commit_many(self, batches: Sequence[InboxBatch]) -> list[InboxCommit]:
+        """Commit several requests in one transaction (the first copy of a messageId wins)."""
         rows: dict[str, dict[str, Any]] = {}
-        for m in valid:  # the first copy of a messageId in the batch wins
-            rows.setdefault(
-                m.message_id,
-                {
-                    "message_id": m.message_id,
-                    "received_at": received_at,
-                    "channel": channel,
-                    "raw": m.raw,
-                },
-            )
-        stored = 0
+        owner: dict[str, int] = {}
+        for n, batch in enumerate(batches):
+            for m in batch.valid:
+                if m.message_id not in rows:
+                    owner[m.message_id] = n
+                    rows[m.message_id] = {
+                        "message_id": m.message_id,
+                        "received_at": batch.received_at,
+                        "channel": batch.channel,
+                        "raw": m.raw,
+                    }
+        rejects = [row for b in batches for row in reject_rows(b.invalid, b.channel, b.received_at)]
+        inserted: set[str] = set()
         with self.store.engine.begin() as conn:
             if self._postgres and rows:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_INBOX_LOCK)))
             if rows:
-                stored = self._insert(conn, list(rows.values()))
-            if invalid:
-                conn.execute(
-                    sa.insert(schema.rejected_rows), reject_rows(invalid, channel, received_at)
-                )
-        return InboxCommit(stored=stored, duplicates=len(valid) - stored, rejected=len(invalid))
+                inserted = self._insert(conn, list(rows.values()))
+            if rejects:
+                conn.execute(sa.insert(schema.rejected_rows), rejects)
+        stored = Counter(owner[message_id] for message_id in inserted)
+        return [
+            InboxCommit(stored[n], len(b.valid) - stored[n], len(b.invalid))
+            for n, b in enumerate(batches)
+        ]
 
-    def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+    def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
         insert: Any = pg_insert if self._postgres else sqlite_insert
         stmt = (
             insert(inbox)
             .on_conflict_do_nothing(index_elements=["message_id"])
-            .returning(inbox.c.id)
+            .returning(inbox.c.message_id)
         )
-        # Rows returned = rows inserted (executemany rowcount is unreliable on psycopg).
-        return len(conn.execute(stmt, rows).all())
+        # The rows returned are the rows inserted (executemany rowcount is unreliable).
+        return {str(row[0]) for row in conn.execute(stmt, rows)}
 
     def max_id(self) -> int:
         """The newest inbox id (0 when empty)."""

@@ -23,11 +23,11 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from sync.ingest.inbox import prune_inbox
-from sync.ingest.locks import release_dead_holder
 from sync.ingest.metrics import IngestMetrics
 from sync.ingest.settings import IngestSettings
 from sync.ingest.source import inbox_id
 from sync.store.inbox import inbox
+from sync.store.locks import release_dead_holder
 from sync.store.state import StateStore, as_utc
 
 log = logging.getLogger("espbridge.ingest")

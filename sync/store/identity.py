@@ -26,8 +26,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mapping.identity import Conflict, IdentityGraph, Seen
-from mapping.identity.graph import epoch_us
+from mapping.identity.graph import Component, epoch_us
 from mapping.identity.identifiers import Identifier
+from sync.store.identity_cache import CachedCustomer, GraphCache
 from sync.store.schema import Timestamp, metadata
 
 if TYPE_CHECKING:
@@ -104,6 +105,11 @@ def _from_us(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
+def _canonical(at: datetime) -> datetime:
+    """The time as loading it from the store gives it back (UTC)."""
+    return at if at.tzinfo is UTC else _from_us(_to_us(at))
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
 
@@ -152,8 +158,36 @@ def identifiers_of(conn: sa.Connection, customer_ids: Sequence[str]) -> list[Ide
     return found
 
 
-def load_components(conn: sa.Connection, graph: IdentityGraph, idents: set[Identifier]) -> None:
-    """Load into `graph` every stored customer holding one of `idents`, whole."""
+def load_components(
+    conn: sa.Connection,
+    graph: IdentityGraph,
+    idents: set[Identifier],
+    cache: GraphCache | None = None,
+) -> None:
+    """Load into `graph` every stored customer holding one of `idents`, whole.
+
+    With a `cache` (valid for this write turn, see `GraphCache.begin`), cached customers
+    are taken from it and only the rest are read, then cached.
+    """
+    if cache is None:
+        stored = _read_customers(conn, _owners(conn, idents))
+    else:
+        stored, missing = cache.lookup(idents)
+        # A missing identifier's customer is never cached while the cache is valid;
+        # if it were, the store's copy wins.
+        fresh = _read_customers(conn, _owners(conn, missing))
+        for cid, customer in fresh.items():
+            cache.put(cid, customer)
+        stored.update(fresh)
+    for cid in sorted(stored):
+        customer = stored[cid]
+        members = {i: Seen(first, last) for i, (first, last) in customer.identifiers.items()}
+        stamps = {k: tuple(v) for k, v in orjson.loads(customer.trait_stamps).items()}
+        graph.load(cid, members, orjson.loads(customer.traits), stamps)
+
+
+def _owners(conn: sa.Connection, idents: Iterable[Identifier]) -> set[str]:
+    """Ids of the stored customers holding any of `idents`."""
     t = identity_identifiers
     by_kind: dict[str, list[str]] = defaultdict(list)
     for kind, value in idents:
@@ -163,32 +197,30 @@ def load_components(conn: sa.Connection, graph: IdentityGraph, idents: set[Ident
         for chunk in _chunks(values):
             query = sa.select(t.c.customer_id).where(t.c.kind == kind, t.c.value.in_(chunk))
             customer_ids.update(conn.execute(query).scalars())
+    return customer_ids
+
+
+def _read_customers(conn: sa.Connection, customer_ids: set[str]) -> dict[str, CachedCustomer]:
+    """These customers as stored: identifier times and traits JSON."""
     if not customer_ids:
-        return
-    members: dict[str, dict[Identifier, Seen]] = defaultdict(dict)
-    traits: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    ids = sorted(customer_ids)
-    for chunk in _chunks(ids):
+        return {}
+    t, c = identity_identifiers, identity_customers
+    members: dict[str, dict[Identifier, tuple[datetime, datetime]]] = defaultdict(dict)
+    traits: dict[str, tuple[str, str]] = {}
+    for chunk in _chunks(sorted(customer_ids)):
         rows = conn.execute(
             sa.select(
                 t.c.customer_id, t.c.kind, t.c.value, t.c.first_seen_us, t.c.last_seen_us
             ).where(t.c.customer_id.in_(chunk))
         )
         for cid, kind, value, first, last in rows:
-            members[cid][(kind, value)] = Seen(_from_us(first), _from_us(last))
-        c = identity_customers
-        for cid, values, stamps in conn.execute(
-            sa.select(c.c.customer_id, c.c.traits, c.c.trait_stamps).where(
-                c.c.customer_id.in_(chunk)
-            )
-        ):
-            traits[cid] = (
-                orjson.loads(values),
-                {k: tuple(v) for k, v in orjson.loads(stamps).items()},
-            )
-    for cid in ids:
-        held, stamps = traits.get(cid, ({}, {}))
-        graph.load(cid, members[cid], held, stamps)
+            members[cid][(kind, value)] = (_from_us(first), _from_us(last))
+        query = sa.select(c.c.customer_id, c.c.traits, c.c.trait_stamps)
+        for cid, values, stamps in conn.execute(query.where(c.c.customer_id.in_(chunk))):
+            traits[cid] = (values, stamps)
+    return {
+        cid: CachedCustomer(members[cid], *traits.get(cid, ("{}", "{}"))) for cid in customer_ids
+    }
 
 
 # writing ---------------------------------------------------------------------------
@@ -201,6 +233,7 @@ def write_changes(
     names: dict[int, str] | None = None,
     *,
     persist: bool = True,
+    cache: GraphCache | None = None,
 ) -> dict[str, str]:
     """Write the components `graph` changed, merges and conflicts; return old → new ids.
 
@@ -210,6 +243,7 @@ def write_changes(
         graph: The graph after a batch.
         names: Filled with id(component) → customer id, to reuse.
         persist: False computes ids and merges but writes nothing (dry run).
+        cache: Staged with what was written, applied when the transaction commits.
     """
     now = datetime.now(UTC)
     ident_rows: list[dict[str, Any]] = []
@@ -231,17 +265,21 @@ def write_changes(
                     "last_seen_us": _to_us(seen.last),
                 }
             )
+        traits: tuple[str, str] | None = None
         if moved or comp.traits_changed:
+            traits = (_dumps(comp.traits), _dumps(comp.trait_stamps))
             customer_rows.append(
                 {
                     "customer_id": cid,
-                    "traits": _dumps(comp.traits),
-                    "trait_stamps": _dumps(comp.trait_stamps),
+                    "traits": traits[0],
+                    "trait_stamps": traits[1],
                     "updated_at": now,
                 }
             )
         for old in sorted(comp.stored_ids - {cid}):
             merges[old] = cid
+        if cache is not None and persist:
+            _stage(cache, cid, comp, traits)
     if not persist:
         return merges
     store.upsert(conn, identity_identifiers, ident_rows)
@@ -250,6 +288,21 @@ def write_changes(
         _record_merges(store, conn, merges, now)
     _record_conflicts(conn, graph.conflicts, now)
     return merges
+
+
+def _stage(cache: GraphCache, cid: str, comp: Component, traits: tuple[str, str] | None) -> None:
+    """Stage the cache with the customer as just written, and drop merged-away ids."""
+    if traits is None:
+        held = cache.customers.get(cid)
+        traits = (
+            (held.traits, held.trait_stamps)
+            if held is not None
+            else (_dumps(comp.traits), _dumps(comp.trait_stamps))
+        )
+    for old in comp.stored_ids - {cid}:
+        cache.stage(old, None)
+    seen = {i: (_canonical(s.first), _canonical(s.last)) for i, s in comp.identifiers.items()}
+    cache.stage(cid, CachedCustomer(seen, *traits))
 
 
 def _record_merges(

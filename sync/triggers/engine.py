@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from connectors.base import Customer
@@ -23,6 +22,7 @@ from mapping.types import Message
 from sync.store.state import StateStore
 from sync.store.triggers import trigger_activity, trigger_cancels, trigger_counts, trigger_instances
 from sync.triggers import store
+from sync.triggers.counting import qualified
 from sync.triggers.decide import Decider, Decision
 from sync.triggers.emit import Emission, emission_of, start_of
 from sync.triggers.matching import key_values
@@ -99,85 +99,47 @@ class TriggerEngine:
         store.insert_ignore(conn, trigger_instances, rows.instances)
         if rows.counts:
             store.insert_ignore(conn, trigger_counts, rows.counts)
-            counted = self._qualified(conn, rows.counts)
+            counted = qualified(conn, self.triggers, rows.counts)
             store.insert_ignore(conn, trigger_instances, counted)
             self._counts["started"] += len(counted)
         if rows.latest is not None:
             # A device with a wrong clock must not decide every pending instance at once.
             store.raise_max_event_time(conn, min(rows.latest, self.clock() + _FUTURE))
 
-    def _qualified(
-        self, conn: sa.Connection, added: Sequence[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Instances of count triggers: each counted event whose window holds enough.
-
-        A late event can make later stored events qualify, so every stored event within
-        one window of an added one is evaluated again (instance inserts are idempotent).
-        """
-        out: list[dict[str, Any]] = []
-        by_trigger: dict[str, list[dict[str, Any]]] = {}
-        for row in added:
-            by_trigger.setdefault(row["trigger"], []).append(row)
-        for name, new in by_trigger.items():
-            trigger = self.triggers[name]
-            rule = trigger.count
-            assert rule is not None
-            since: dict[tuple[str, str], datetime] = {}
-            for r in new:
-                pair = (r["customer_id"], r["group_key"])
-                since[pair] = min(since.get(pair, r["event_time"]), r["event_time"])
-            groups = set(since)
-            lo = min(r["event_time"] for r in new) - rule.within
-            hi = max(r["event_time"] for r in new) + rule.within
-            found: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for row in store.count_rows(conn, name, {c for c, _ in groups}, lo, hi):
-                if (row["customer_id"], row["group_key"]) in groups:
-                    found.setdefault((row["customer_id"], row["group_key"]), []).append(row)
-            for (customer_id, group), events in found.items():
-                events.sort(key=lambda r: (r["event_time"], r["message_id"]))
-                first = 0
-                for last, event in enumerate(events):
-                    while events[first]["event_time"] < event["event_time"] - rule.within:
-                        first += 1
-                    ahead = last + 1
-                    while (
-                        ahead < len(events) and events[ahead]["event_time"] == event["event_time"]
-                    ):
-                        ahead += 1
-                    # Only windows ending at or after a new event can have changed.
-                    if (
-                        ahead - first >= rule.min
-                        and event["event_time"] >= since[(customer_id, group)]
-                    ):
-                        out.append(self._counted(trigger, customer_id, group, event))
-        return out
-
-    def _counted(
-        self, trigger: TriggerSettings, customer_id: str, group: str, event: dict[str, Any]
-    ) -> dict[str, Any]:
-        start = orjson.loads(event["start"])
-        message = start.get("message") or {}
-        keys = [group] if group else key_values(message, trigger.key)
-        return new_instance(
-            trigger,
-            customer_id,
-            start,
-            blob=event["start"],
-            start_message_id=event["message_id"],
-            start_time=event["event_time"],
-            base_time=event["event_time"],
-            entity_key=keys[0] if keys else "",
-        )
-
     # watermark ----------------------------------------------------------------------
 
-    def watermark(self) -> datetime | None:
+    def watermark(self, conn: sa.Connection | None = None) -> datetime | None:
         """Max event time seen minus allowed lateness (wall: now minus it); None before any."""
         if self.settings.clock == "wall":
             return self.clock() - self.settings.allowed_lateness
-        with self.store.engine.connect() as conn:
+        if conn is None:
+            with self.store.engine.connect() as own:
+                latest = store.max_event_time(own)
+        else:
             latest = store.max_event_time(conn)
         return None if latest is None else latest - self.settings.allowed_lateness
+
+    def preview(
+        self, messages: Sequence[Message], customers: Mapping[str, Customer]
+    ) -> list[Emission]:
+        """Dry run: what `observe` then `due` would emit now, leaving no trace.
+
+        Everything runs in one transaction that is rolled back; the run counters are
+        left as they were.
+        """
+        counts = self._counts.copy()
+        with self.store.engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                self._write(conn, self._observer.rows(messages, customers))
+                limit = self.watermark(conn)
+                if limit is not None:
+                    self._decide_in(conn, limit)
+                rows = store.undelivered(conn)
+            finally:
+                trans.rollback()
+                self._counts = counts
+        return [emission_of(r) for r in rows]
 
     # decide -------------------------------------------------------------------------
 
@@ -204,10 +166,13 @@ class TriggerEngine:
         return emissions
 
     def _decide_until(self, limit: datetime) -> None:
-        upto = limit - self.settings.priority_hold
         with self.store.engine.begin() as conn:
-            while chunk := store.pending_due(conn, upto):
-                self._decide_chunk(conn, chunk)
+            self._decide_in(conn, limit)
+
+    def _decide_in(self, conn: sa.Connection, limit: datetime) -> None:
+        upto = limit - self.settings.priority_hold
+        while chunk := store.pending_due(conn, upto):
+            self._decide_chunk(conn, chunk)
 
     def _decide_chunk(self, conn: sa.Connection, chunk: list[dict[str, Any]]) -> None:
         loaded = self._decider.load(conn, chunk)

@@ -94,6 +94,16 @@ def raise_max_event_time(conn: sa.Connection, moment: datetime) -> None:
 # instances ----------------------------------------------------------------------------
 
 
+def _unindexed(column: Any) -> Any:
+    """`column || ''`: keeps SQLite (no statistics) off the (status, due_at) index.
+
+    Without statistics SQLite prefers the status index for `status = ? AND customer_id
+    IN (...)` and walks every fired (or pending) instance in the window; by customer
+    it reads only the chunk's customers.
+    """
+    return column + sa.literal("")
+
+
 def pending_due(conn: sa.Connection, upto: datetime, limit: int = CHUNK) -> list[dict[str, Any]]:
     """The next pending instances due at or before `upto`, in decision order."""
     t = trigger_instances
@@ -115,7 +125,7 @@ def pending_between(
     out: list[dict[str, Any]] = []
     for part in chunks(customers):
         query = sa.select(*cols).where(
-            t.c.status == "pending",
+            _unindexed(t.c.status) == "pending",
             t.c.customer_id.in_(part),
             t.c.due_at > after,
             t.c.due_at <= upto,
@@ -133,7 +143,7 @@ def fired_since(
     out: list[dict[str, Any]] = []
     for part in chunks(customers):
         query = sa.select(*cols).where(
-            t.c.status == "fired", t.c.customer_id.in_(part), t.c.due_at > since
+            _unindexed(t.c.status) == "fired", t.c.customer_id.in_(part), t.c.due_at > since
         )
         out.extend(row_dict(r) for r in conn.execute(query))
     return out
@@ -190,15 +200,40 @@ def earliest_cancels(
     `key_scope = "global"`, the entity key across customers) and the entity key (or
     `*`: a cancel event without the key). An event that also starts the trigger does
     not cancel an instance that started at the same time with a greater message id.
+
+    Each scope is its own correlated subquery that walks one index range in
+    (event time, message id) order, so finding the earliest is a seek, not a scan.
     """
     i, c = trigger_instances.alias("i"), trigger_cancels
-    keyed = sa.or_(c.c.entity_key == i.c.entity_key, c.c.entity_key == ANY_KEY)
-    local = sa.and_(c.c.customer_id == i.c.customer_id, keyed)
-    scope: Any = local
+    ids = list(instance_ids)
+    local = sa.and_(
+        c.c.customer_id == i.c.customer_id, c.c.entity_key.in_([i.c.entity_key, ANY_KEY])
+    )
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    _earliest_in(conn, i, ids, local, i.c.customer_id, found)
     scoped = sorted(set(global_triggers))
     if scoped:
         across = sa.and_(i.c.trigger.in_(scoped), c.c.entity_key == i.c.entity_key)
-        scope = sa.or_(local, across)
+        _earliest_in(conn, i, ids, across, i.c.entity_key, found)
+    events = _cancel_rows(conn, [hit for hits in found.values() for hit in hits])
+    out: dict[str, dict[str, Any]] = {}
+    for iid, hits in found.items():
+        rows = [events[(t, m)] for t, _w, m in hits if (t, m) in events]
+        if rows:
+            out[iid] = min(rows, key=lambda r: (r["event_time"], r["message_id"]))
+    return out
+
+
+def _earliest_in(
+    conn: sa.Connection,
+    i: Any,
+    instance_ids: list[str],
+    scope: Any,
+    who: Any,
+    found: dict[str, list[tuple[str, str, str]]],
+) -> None:
+    """Add the earliest cancel in `scope` to `found`: id → [(trigger, "column:value", message)]."""
+    c = trigger_cancels
     earliest = (
         sa.select(c.c.message_id)
         .where(
@@ -220,17 +255,36 @@ def earliest_cancels(
         .correlate(i)
         .scalar_subquery()
     )
-    found: dict[str, tuple[str, str]] = {}
     for part in chunks(instance_ids):
-        query = sa.select(i.c.instance_id, i.c.trigger, earliest).where(i.c.instance_id.in_(part))
-        found.update({r[0]: (r[1], r[2]) for r in conn.execute(query) if r[2] is not None})
+        query = sa.select(i.c.instance_id, i.c.trigger, who, earliest).where(
+            i.c.instance_id.in_(part)
+        )
+        for iid, trigger, value, message_id in conn.execute(query):
+            if message_id is not None:
+                found.setdefault(iid, []).append((trigger, f"{who.name}:{value}", message_id))
+
+
+def _cancel_rows(
+    conn: sa.Connection, hits: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Cancel rows by (trigger, message id), read by index prefix (trigger, customer or key)."""
+    c = trigger_cancels
+    wanted: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    for trigger, who, message_id in hits:
+        column, _, value = who.partition(":")
+        values, messages = wanted.setdefault((trigger, column), (set(), set()))
+        values.add(value)
+        messages.add(message_id)
+    cols = (c.c.trigger, c.c.message_id, c.c.event, c.c.event_time, c.c.also_start)
     events: dict[tuple[str, str], dict[str, Any]] = {}
-    for part in chunks(m for _, m in found.values()):
-        query = sa.select(
-            c.c.trigger, c.c.message_id, c.c.event, c.c.event_time, c.c.also_start
-        ).where(c.c.message_id.in_(part))
-        events.update({(r.trigger, r.message_id): row_dict(r) for r in conn.execute(query)})
-    return {iid: events[key] for iid, key in found.items() if key in events}
+    for (trigger, column), (values, messages) in wanted.items():
+        for part in chunks(values):
+            for few in chunks(messages):
+                query = sa.select(*cols).where(
+                    c.c.trigger == trigger, c.c[column].in_(part), c.c.message_id.in_(few)
+                )
+                events.update({(r.trigger, r.message_id): row_dict(r) for r in conn.execute(query)})
+    return events
 
 
 def count_rows(

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.actions import upsert_profile
 from connectors.klaviyo.actions.base import (
+    ActionFields,
     ApiRequest,
     BatchLimits,
     MapContext,
@@ -33,11 +34,15 @@ DEFAULTS: Mapping[str, FieldSpec] = LIST_DEFAULTS
 LIMITS = BatchLimits(max_items=10_000)
 
 
-class AddToListFields(BaseModel):
+class AddToListFields(ActionFields):
     """One profile to add to a list."""
 
     list_id: str = Field(description="The Klaviyo list id.")
     attributes: dict[str, Any] = Field(description="Profile identifiers.")
+    unset: list[str] = Field(default_factory=list, description="Always empty (no trait change).")
+    profile_id: str | None = Field(
+        default=None, description="Always None (matched by identifiers)."
+    )
 
 
 def subscribes(message: Message, ctx: MapContext) -> bool:
@@ -99,3 +104,7 @@ def build_request(record: Record) -> ApiRequest:
 def rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
     """Rows a 4xx names (`/data/attributes/profiles/data/<i>/...`)."""
     return rows_from_pointers(body, upsert_profile.BULK_COLLECTION, len(records))
+
+
+FIELDS = AddToListFields
+"""The declared fields of this action's records."""

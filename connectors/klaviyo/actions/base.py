@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.defaults import METRIC_NAMES
@@ -21,6 +22,16 @@ Body = dict[str, Any]
 MapResult = list[Record | RejectedRow]
 MAX_EXTERNAL_ID = 255
 NO_IDENTIFIER = "one of email, phone_number, external_id or anonymous_id is required"
+
+
+class ActionFields(BaseModel):
+    """Base of every action's fields model: the declaration matches the records exactly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    notes: list[str] = Field(
+        default_factory=list, description="Mapping notes, e.g. a dropped phone number."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,3 +115,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
         }
         out.append(_record(message, product, line))
     return out
+
+
+FIELDS = PlacedOrderFields
+"""The declared fields of this action's records."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.actions.base import (
+    ActionFields,
     ApiRequest,
     BatchLimits,
     Body,
@@ -46,7 +47,7 @@ BULK_COLLECTION = "/data/attributes/profiles/data"
 Consent = Literal["subscribed", "unsubscribed"]
 
 
-class SubscribeFields(BaseModel):
+class SubscribeFields(ActionFields):
     """One profile to subscribe."""
 
     list_id: str | None = Field(default=None, description="List to subscribe to (else account).")
@@ -166,3 +167,7 @@ def rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
     if len(records) == 1:
         return [RowError(0, e.detail, field_of(e.pointer)) for e in error_entries(body)[:1]]
     return rows_from_pointers(body, BULK_COLLECTION, len(records))
+
+
+FIELDS = SubscribeFields
+"""The declared fields of this action's records."""

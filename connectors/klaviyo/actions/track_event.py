@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.actions.base import (
+    ActionFields,
     ApiRequest,
     BatchLimits,
     Body,
@@ -45,13 +46,15 @@ MAX_PROPERTIES = 400
 class EventProfile(BaseModel):
     """Who did it: at least one identifier."""
 
+    model_config = ConfigDict(extra="forbid")
+
     email: str | None = Field(default=None, description="Email address.")
     phone_number: str | None = Field(default=None, description="Phone in E.164 (+15005550006).")
     external_id: str | None = Field(default=None, description="Your user id (Segment userId).")
     anonymous_id: str | None = Field(default=None, description="Segment anonymousId.")
 
 
-class TrackEventFields(BaseModel):
+class TrackEventFields(ActionFields):
     """The fields of one Klaviyo event."""
 
     metric: str = Field(max_length=127, description="Metric name shown in Klaviyo (renamed).")
@@ -63,7 +66,6 @@ class TrackEventFields(BaseModel):
     backfill: bool = Field(default=False, description="True for old events: no flows fire.")
     profile: EventProfile = Field(description="Profile identifiers.")
     profile_id: str | None = Field(default=None, description="Known Klaviyo profile id.")
-    notes: list[str] = Field(default_factory=list, description="Mapping notes (dropped phone).")
 
 
 def subscribes(message: Message, ctx: MapContext) -> bool:
@@ -248,3 +250,7 @@ def rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
                 continue
         out.extend(RowError(i, row.detail, head.rstrip(".") or None) for i in members)
     return out
+
+
+FIELDS = TrackEventFields
+"""The declared fields of this action's records."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.actions.base import (
+    ActionFields,
     ApiRequest,
     BatchLimits,
     Body,
@@ -39,7 +40,7 @@ DEFAULTS: Mapping[str, FieldSpec] = LIST_DEFAULTS
 LIMITS = BatchLimits(max_items=100)
 
 
-class UnsubscribeFields(BaseModel):
+class UnsubscribeFields(ActionFields):
     """One profile to unsubscribe from marketing."""
 
     list_id: str | None = Field(default=None, description="List the request came from, if any.")
@@ -117,3 +118,7 @@ def rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
     if len(records) == 1:
         return [RowError(0, e.detail, field_of(e.pointer)) for e in error_entries(body)[:1]]
     return rows_from_pointers(body, BULK_COLLECTION, len(records))
+
+
+FIELDS = UnsubscribeFields
+"""The declared fields of this action's records."""

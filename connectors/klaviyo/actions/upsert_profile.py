@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.actions.base import (
     NO_IDENTIFIER,
+    ActionFields,
     ApiRequest,
     BatchLimits,
     Body,
@@ -47,7 +48,7 @@ BULK_COLLECTION = "/data/attributes/profiles/data"
 STANDARD = ("first_name", "last_name", "organization", "title", "image", "locale")
 
 
-class ProfileFields(BaseModel):
+class ProfileFields(ActionFields):
     """The fields of one profile upsert."""
 
     attributes: dict[str, Any] = Field(
@@ -55,7 +56,6 @@ class ProfileFields(BaseModel):
     )
     unset: list[str] = Field(default_factory=list, description="Properties to clear.")
     profile_id: str | None = Field(default=None, description="Known Klaviyo profile id.")
-    notes: list[str] = Field(default_factory=list, description="Mapping notes (dropped phone).")
 
 
 def subscribes(message: Message, ctx: MapContext) -> bool:
@@ -234,3 +234,7 @@ def _match_payload(payload: Mapping[str, Any], records: Sequence[Record]) -> int
             if record.fields["attributes"].get(key) == value:
                 return index
     return None
+
+
+FIELDS = ProfileFields
+"""The declared fields of this action's records."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
@@ -429,3 +430,19 @@ async def test_identifiers_split_over_two_profiles_update_the_named_one_without_
     assert outcome.learned_ids == {"klaviyo_profile_id": "01B"}
     assert outcome.reason == "identifiers left unchanged: they also belong to Klaviyo profile 01A"
     assert fake.requests[-1][2]["data"]["attributes"] == {"properties": {"plan": "pro"}}
+
+
+async def test_ratelimit_remaining_zero_pauses_until_reset_when_someone_else_spent_it() -> None:
+    stamps: list[float] = []
+
+    def answer(request: httpx.Request, body: Any) -> httpx.Response:
+        stamps.append(time.monotonic())
+        return httpx.Response(202, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "1"})
+
+    # time_scale 20: the steady window is 3 s, so the pause is Reset's full 1 s.
+    dest = destination(FakeKlaviyo(answer), api_key="pk_ratelimit_1", time_scale=20)
+    for i in (1, 2):
+        await dest.process_record(records_of(dest, _event(i))[0])
+        await dest.drain()
+    await dest.aclose()
+    assert stamps[1] - stamps[0] >= 0.9

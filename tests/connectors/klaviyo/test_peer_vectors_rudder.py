@@ -18,7 +18,7 @@ from mapping.message import MessageError, parse_message
 from mapping.types import RejectedRow
 
 from .peers import our_requests, reconcile
-from .testkit import PEERS, FakeKlaviyo, need_shared, settings
+from .testkit import PEERS, FakeKlaviyo, assert_valid, need_shared, operation_of, settings
 
 FILE = PEERS / "rudder-klaviyo.json"
 CURRENT = "2024-10-15"
@@ -280,6 +280,7 @@ def test_rudder_vector(case: dict[str, Any], request: pytest.FixtureRequest) -> 
     ours_by_endpoint: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for endpoint, body in our_requests(records):
         ours_by_endpoint[endpoint].append(body)
+        assert_valid(str(operation_of("POST", endpoint)), body)
     used: set[str] = set(prepared)
     for endpoint, bodies in theirs_by_endpoint.items():
         ours = ours_by_endpoint.get(endpoint, [])

@@ -19,7 +19,7 @@ from mapping.message import parse_timestamp
 from mapping.types import RejectedRow
 
 from .peers import drop_empty
-from .testkit import PEERS, destination, message, need_shared
+from .testkit import PEERS, assert_valid, destination, message, need_shared
 
 FILE = PEERS / "segment-actions-klaviyo.json"
 
@@ -106,6 +106,7 @@ def test_track_event_matches_segment(name: str) -> None:
     records = list(dest.map(message(_track_message(c)), None))
     assert all(isinstance(r, Record) for r in records)
     ours = track_event.build_request(records[0]).body  # type: ignore[arg-type]
+    assert_valid("create_event", ours)
     theirs = json.loads(json.dumps(expected["json"]))
     if name in TRACK_DIFFERENCES:
         metric = theirs["data"]["attributes"]["metric"]["data"]["attributes"]
@@ -186,6 +187,7 @@ def test_order_completed_matches_segment(name: str) -> None:
     assert len(records) == len(c["expected"])
     for index, (record, expected) in enumerate(zip(records, c["expected"], strict=True)):
         ours = placed_order.build_request(record).body
+        assert_valid("create_event", ours)
         theirs = json.loads(json.dumps(expected.get("json") or expected["json_shape"]))
         attributes = ours["data"]["attributes"]
         # Named differences (ORDER_DIFFERENCES): deterministic ids, products kept on the order.
@@ -227,6 +229,7 @@ def test_upsert_profile_default_mapping_matches_segment() -> None:
     )
     assert isinstance(record, Record)
     ours = upsert_profile.build_request(record).body
+    assert_valid("create_or_update_profile", ours)
     assert ours["data"]["attributes"].pop("external_id") == "123"  # PROFILE_DIFFERENCES[1]
     assert ours == drop_empty(expected["json"])  # PROFILE_DIFFERENCES[2]
     assert expected["url"].endswith("/api/profiles/")  # PROFILE_DIFFERENCES[0]
@@ -240,6 +243,7 @@ def test_upsert_profile_409_patch_matches_segment() -> None:
     known = post["reply_body"]["errors"][0]["meta"]["duplicate_profile_id"]
     assert upsert_profile.duplicate_profile_id(post["reply_body"]) == known
     request = upsert_profile.build_update(record, known)
+    assert_valid("update_profile", request.body)
     assert request.path_params == {"id": known} and patch["url"].endswith(f"/profiles/{known}")
     assert request.body == drop_empty(patch["json"])
 
@@ -264,6 +268,7 @@ def test_bulk_profile_import_matches_segment(name: str) -> None:
     for record in records:  # Segment's mapping sends no properties
         record.fields["attributes"].pop("properties", None)
     assert upsert_profile.build_batch(records).body == expected["json"]
+    assert_valid("bulk_import_profiles", expected["json"])
     if "invalid" in name:
         [reject] = rejects
         assert "phone_number dropped" in reject.reason
@@ -308,6 +313,7 @@ def test_subscribe_matches_segment(name: str) -> None:
     [record] = dest.map(message(raw), None)
     assert isinstance(record, Record)
     assert subscribe.build_batch([record]).body == theirs
+    assert_valid("bulk_subscribe_profiles", theirs)
 
 
 def test_partial_bulk_failure_names_the_same_row_as_segment() -> None:

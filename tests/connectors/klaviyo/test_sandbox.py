@@ -19,7 +19,10 @@ from .testkit import message
 sandbox = pytest.importorskip("esp_sandbox.server")
 context = pytest.importorskip("esp_sandbox.context")
 
-FAULTS = "429=0.08,500=0.05,503=0.03,reset_after=0.05,reset_before=0.03,partial=0.3:0.01#4"
+FAULTS = (
+    "429@/api/event-bulk-create-jobs*=0.6:1#8,"  # a 429 storm on the bulk endpoint
+    "429=0.08,500=0.05,503=0.03,reset_after=0.05,reset_before=0.03,partial=0.3:0.01#4"
+)
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 

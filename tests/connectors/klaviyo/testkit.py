@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
@@ -15,6 +16,8 @@ import pytest
 
 from connectors.base import Customer, Outcome, OutcomeStatus, Record
 from connectors.klaviyo import KlaviyoDestination, KlaviyoSettings
+from connectors.klaviyo.actions import ACTIONS
+from connectors.klaviyo.limits import OPERATIONS
 from mapping.message import parse_message
 from mapping.types import Message
 
@@ -33,6 +36,15 @@ SDK_MODELS = {
     "bulk_subscribe_profiles": "SubscriptionCreateJobCreateQuery",
     "bulk_unsubscribe_profiles": "SubscriptionDeleteJobCreateQuery",
 }
+
+
+def operation_of(method: str, path: str) -> str | None:
+    """The operation id of a Klaviyo request, from our operation table."""
+    for op in OPERATIONS.values():
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", op.path) + "$"
+        if op.method == method and re.match(pattern, path):
+            return op.operation_id
+    return None
 
 
 def need_shared() -> None:
@@ -137,7 +149,10 @@ def records_of(
     destination: KlaviyoDestination, raw: Mapping[str, Any], customer: Customer | None = None
 ) -> list[Record]:
     """The records (not rejects) a destination maps one message to."""
-    return [r for r in destination.map(message(raw), customer) if isinstance(r, Record)]
+    records = [r for r in destination.map(message(raw), customer) if isinstance(r, Record)]
+    for record in records:  # every record matches its action's declared fields model
+        ACTIONS[record.action].FIELDS.model_validate(dict(record.fields))
+    return records
 
 
 class FakeKlaviyo:
@@ -155,6 +170,9 @@ class FakeKlaviyo:
         except ValueError:
             body = request.content.decode()
         self.requests.append((request.method, request.url.path, body))
+        operation = operation_of(request.method, request.url.path)
+        if operation in SDK_MODELS and SPEC.is_file() and isinstance(body, dict):
+            assert_valid(operation, body)  # every body any test sends is spec- and SDK-valid
         return self.answer(request, body)
 
     def transport(self) -> httpx.MockTransport:

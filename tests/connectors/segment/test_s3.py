@@ -6,9 +6,8 @@ import gzip
 
 from connectors.segment.settings import SegmentSourceSettings
 from connectors.segment.source import SegmentSource
+from tests.connectors.segment.helpers import DAY, lines, read_all, track
 from tests.fixtures.s3 import S3Layout
-
-from .helpers import DAY, lines, read_all, track
 
 
 def _source(layout: S3Layout) -> SegmentSource:

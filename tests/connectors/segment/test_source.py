@@ -13,8 +13,7 @@ import pytest
 from connectors.base import Source
 from connectors.sample import generate
 from connectors.segment.source import SourceError
-
-from .helpers import lines, read_all, source, track, write_day_file
+from tests.connectors.segment.helpers import lines, read_all, source, track, write_day_file
 
 
 @pytest.fixture(scope="module")

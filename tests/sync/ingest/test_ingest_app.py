@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import hmac
@@ -300,3 +301,18 @@ async def test_analytics_js_routes_and_cors(client: httpx.AsyncClient, store: St
         ("t1", "track"),
         ("b1", "track"),
     ]
+
+
+async def test_concurrent_requests_are_committed_together_and_counted_right(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    # 40 requests at once; each shares one messageId with the next, so 39 are duplicates.
+    bodies = [{"batch": [track(f"own-{n}"), track(f"shared-{n // 2}")]} for n in range(40)]
+
+    responses = await asyncio.gather(*(client.post("/v1/batch", json=b) for b in bodies))
+
+    answers = [r.json() for r in responses]
+    assert all(r.status_code == 200 for r in responses)
+    assert sum(a["stored"] for a in answers) == 40 + 20
+    assert sum(a["duplicates"] for a in answers) == 20
+    assert len(inbox_rows(store)) == 60

@@ -236,8 +236,8 @@ def test_source_batch_size_caps_the_sync_batch_size(store: StateStore, batch_siz
 
 
 def test_a_lock_held_by_a_dead_process_of_this_host_is_taken_over(store: StateStore) -> None:
-    from sync.ingest.locks import release_dead_holder
     from sync.store import schema
+    from sync.store.locks import release_dead_holder
 
     host = socket.gethostname()
     dead = subprocess.run(

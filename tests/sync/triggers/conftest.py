@@ -20,10 +20,18 @@ def store(tmp_path: Path) -> Iterator[StateStore]:
     opened.close()
 
 
+def server_url(request: pytest.FixtureRequest) -> str:
+    """The session's PostgreSQL URL; skips when `tests/fixtures/postgres.py` is absent."""
+    try:
+        return str(request.getfixturevalue("postgres_url"))
+    except pytest.FixtureLookupError:
+        pytest.skip("no postgres_url fixture (tests/fixtures/postgres.py is missing)")
+
+
 @pytest.fixture
 def pg_store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
     """A state store in a fresh PostgreSQL database (skips without a server)."""
-    postgres_url: str = request.getfixturevalue("postgres_url")
+    postgres_url = server_url(request)
     name = f"triggers_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -132,3 +132,15 @@ def test_outcome_helper_lists_every_decision(store: StateStore) -> None:
     eng.observe(batch, customers(batch))
     eng.due()
     assert outcomes(store) == {"cart_abandoned/a": ("fired", "fired")}
+
+
+def test_preview_shows_what_would_fire_and_leaves_no_trace(store: StateStore) -> None:
+    eng = engine(store, triggers(CART))
+    batch = [track("Product Added", 0, cart_id="k1"), track("X", 40)]
+    shown = eng.preview(batch, customers(batch))
+    assert [e.message.event for e in shown] == ["Cart Abandoned"]
+    assert list_decisions(store, include_pending=True) == []
+    assert eng.watermark() is None
+    assert eng.decisions_summary() == {}
+    eng.observe(batch, customers(batch))
+    assert [e.instance_id for e in eng.due()] == [shown[0].instance_id]

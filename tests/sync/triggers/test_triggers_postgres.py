@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from sync.store.state import StateStore
 from sync.triggers.explain import explain, list_decisions
+from tests.sync.triggers.conftest import server_url
 from tests.sync.triggers.test_triggers_cart import CART, FOLLOW_UP
 from tests.sync.triggers.test_triggers_constructs import BROWSE, views
 from tests.sync.triggers.test_triggers_replay import LATENESS, SPECS, _messages
@@ -55,7 +56,7 @@ def test_count_and_caps(pg_store: StateStore) -> None:
 @pytest.fixture
 def pg_urls(request: pytest.FixtureRequest) -> Iterator[Any]:
     """Makes fresh databases on the session's server; drops them afterwards."""
-    base: str = request.getfixturevalue("postgres_url")
+    base = server_url(request)
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     made: list[str] = []
 
