@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ console = Console()
 
 
 def ensure_sample() -> None:
-    """Generate the sample once (it is deterministic; keeping it keeps the cursors valid)."""
+    """Generate the sample once; later demos reuse it (and the cursors stay valid)."""
     if (DEMO / "sample" / "manifest.json").exists():
         console.print(f"sample already at {DEMO / 'sample'}")
         return
@@ -43,6 +44,8 @@ def ensure_sample() -> None:
         events=EVENTS,
         seed=42,
         warehouse_url=f"duckdb:///{DEMO / 'sample' / 'warehouse.duckdb'}",
+        # Ends now: trigger freshness is measured against the wall clock.
+        end=datetime.now(UTC) - timedelta(minutes=10),
     )
     console.print(f"wrote {EVENTS:,} sample events to {DEMO / 'sample'}")
 

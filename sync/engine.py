@@ -255,7 +255,33 @@ class SyncEngine:
                 self._triggers.observe(messages, customers)
             emissions = self._triggers.due()
         report.triggers["emitted"] += len(emissions)
-        return list(emissions)
+        return [self._current(e) for e in emissions]
+
+    def _current(self, emission: Any) -> Any:
+        """The emission addressed to who the customer is now, not when the cart started.
+
+        A start event may precede the identify call that names the customer's email; the
+        instance id (the unique_id) stays the same, so this cannot cause a second send.
+        """
+        snapshot: Customer | None = emission.customer
+        if snapshot is None:
+            return emission
+        customer = self._identity.customer(snapshot.customer_id)
+        if customer is None:
+            return emission
+        raw = dict(emission.message.raw)
+        context = dict(raw.get("context") or {})
+        traits = dict(context.get("traits") or {})
+        for kind, key in (("email", "email"), ("phone", "phone")):
+            value = customer.first(kind)
+            if value and not traits.get(key):
+                traits[key] = value
+        context["traits"] = traits
+        raw["context"] = context
+        if not raw.get("userId") and customer.first("user_id"):
+            raw["userId"] = customer.first("user_id")
+        message = parse_message(raw, emission.message.source_ref)
+        return replace(emission, message=message, customer=customer)
 
     async def _deliver(
         self,

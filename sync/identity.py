@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,8 @@ from sync.store.identity import (
 )
 from sync.store.identity_cache import DEFAULT_CUSTOMERS, GraphCache
 from sync.store.state import StateStore
+
+_EVENT_ORDER = attrgetter("timestamp", "message_id")
 
 
 @dataclass(slots=True)
@@ -94,7 +97,7 @@ class IdentityResolver:
             messages: The batch.
             persist: False for a dry run: resolve against the stored graph, write nothing.
         """
-        ordered = sorted(messages, key=lambda m: (m.timestamp, m.message_id))
+        ordered = sorted(messages, key=_EVENT_ORDER)
         found = [(m, extract(m, self.normalizer)) for m in ordered]
         graph = IdentityGraph(self.settings)
         cache = self._cache if persist else None

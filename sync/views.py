@@ -19,6 +19,7 @@ def report_table(reports: Iterable[RunReport]) -> Table:
         "status",
         "read",
         "valid",
+        "bad input",
         "destination",
         "acknowledged",
         "already sent",
@@ -31,13 +32,7 @@ def report_table(reports: Iterable[RunReport]) -> Table:
         )
     for report in reports:
         c = report.counts
-        dests = sorted(
-            {
-                k.split(".")[0]
-                for k in c
-                if "." in k and not k.startswith(("rejected", "triggers", "fallbacks"))
-            }
-        )
+        dests = sorted(k.removesuffix(".records") for k in c if k.endswith(".records"))
         first = True
         for dest in dests or ["-"]:
             table.add_row(
@@ -45,14 +40,11 @@ def report_table(reports: Iterable[RunReport]) -> Table:
                 report.status if first else "",
                 str(c.get("read", 0)) if first else "",
                 str(c.get("messages", 0)) if first else "",
+                str(c.get("rejected.source", 0)) if first else "",
                 dest,
                 str(c.get(f"{dest}.acknowledged", 0)),
                 str(c.get(f"{dest}.already_sent", 0)),
-                str(
-                    c.get(f"{dest}.rejected", 0)
-                    + c.get(f"{dest}.rejected.mapping", 0)
-                    + (c.get("rejected.source", 0) if first else 0)
-                ),
+                str(c.get(f"{dest}.rejected", 0) + c.get(f"{dest}.rejected.mapping", 0)),
                 str(c.get(f"{dest}.suppressed", 0)),
                 f"{report.duration_s:.1f}" if first else "",
             )

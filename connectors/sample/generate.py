@@ -8,6 +8,7 @@ time. The same seed gives byte-identical files.
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,12 @@ def _shift_back(events: list[Event], shift: int) -> list[Event]:
 
 
 def generate(
-    out_dir: str | Path, events: int = 10_000, seed: int = 1, warehouse_url: str | None = None
+    out_dir: str | Path,
+    events: int = 10_000,
+    seed: int = 1,
+    warehouse_url: str | None = None,
+    *,
+    end: datetime | None = None,
 ) -> dict[str, Any]:
     """Write a sample dataset; return (and write) its manifest.
 
@@ -110,6 +116,9 @@ def generate(
         seed: Seed of every random choice; the same seed gives the same bytes.
         warehouse_url: `duckdb:///file.duckdb` (or a path) to also load Segment's
             warehouse tables there.
+        end: Make the dataset's 45 days end at this time (e.g. now, so that triggers,
+            whose freshness is measured against the wall clock, have recent carts).
+            Default: a fixed date chosen by the seed, so the same seed gives the same bytes.
 
     Returns:
         The manifest (also written to `out_dir/manifest.json`).
@@ -120,6 +129,8 @@ def generate(
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(out, seed, warehouse_url is not None)
     start = BASE_MS + random.Random(seed).randrange(28) * DAY_MS
+    if end is not None:
+        start = int(end.timestamp() * 1000) - SPAN_DAYS * DAY_MS
     customers = max(50, events // 40)
     maker = SessionMaker(run.rng, seed, customers, start, run.ledger)
     stories = Stories(maker, start)

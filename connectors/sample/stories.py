@@ -123,6 +123,8 @@ class Stories:
             user, anon = user_id(c), anonymous_id(self.maker.seed, c, 0)
             cart = f"cart-planted-{c}"
             item = product(c) | {"quantity": 1, "cart_id": cart}
+            # Signed in before shopping, so the ESPs know the address to write to.
+            self.event("identify", self._at(day, -1), user, anon, traits=person(c))
             self.event("track", self._at(day), user, anon, event="Product Added", properties=item)
             line = {
                 k: item[k]

@@ -86,7 +86,7 @@ class IdentityGraph:
         trait_stamps: Mapping[str, Stamp] | None = None,
     ) -> None:
         """Add a stored customer (unchanged until a message touches it)."""
-        self._new(
+        self.adopt(
             Component(
                 identifiers=dict(identifiers),
                 traits=dict(traits or {}),
@@ -94,6 +94,10 @@ class IdentityGraph:
                 stored_ids={customer_id},
             )
         )
+
+    def adopt(self, component: Component) -> None:
+        """Add a stored customer as is: the graph owns (and changes) `component`."""
+        self._new(component)
 
     def find(self, key: int) -> int:
         """The root of a component (with path halving)."""

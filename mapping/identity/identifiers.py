@@ -9,7 +9,7 @@ merge two people.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mapping.identity.settings import IdentitySettings
@@ -23,6 +23,9 @@ Identifier = tuple[str, str]
 
 MAX_VALUE_LENGTH = 500
 
+_MEMO_LIMIT = 200_000  # (kind, text) → normalized value; emptied when it grows past this
+_MISS = object()
+
 
 @dataclass(frozen=True, slots=True)
 class Normalizer:
@@ -31,6 +34,10 @@ class Normalizer:
     settings: IdentitySettings
     junk: frozenset[str]
     plan: tuple[tuple[str, str, str], ...] = ()
+    memo: dict[tuple[str, str], str | None] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+    """Results for text values: the same ids recur in every batch."""
 
     @classmethod
     def of(cls, settings: IdentitySettings) -> Normalizer:
@@ -111,12 +118,22 @@ def extract(message: Message, norm: Normalizer) -> list[Identifier]:
         else:
             raws.append((kind, value))
     found: dict[Identifier, None] = {}
-    normalize = norm.normalize
-    for kind, raw in raws:
-        if raw is not None:
-            value = normalize(kind, raw)
-            if value is not None:
-                found[(kind, value)] = None
+    normalize, memo = norm.normalize, norm.memo
+    for pair in raws:
+        raw = pair[1]
+        if raw is None:
+            continue
+        if type(raw) is str:  # only text: 1, 1.0 and True are equal keys
+            value = memo.get(pair, _MISS)
+            if value is _MISS:
+                value = normalize(pair[0], raw)
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                memo[pair] = value
+        else:
+            value = normalize(pair[0], raw)
+        if value is not None:
+            found[(pair[0], value)] = None
     return list(found)
 
 

@@ -183,7 +183,8 @@ def load_components(
         customer = stored[cid]
         members = {i: Seen(first, last) for i, (first, last) in customer.identifiers.items()}
         stamps = {k: tuple(v) for k, v in orjson.loads(customer.trait_stamps).items()}
-        graph.load(cid, members, orjson.loads(customer.traits), stamps)
+        traits = orjson.loads(customer.traits)
+        graph.adopt(Component(members, traits, stamps, stored_ids={cid}))
 
 
 def _owners(conn: sa.Connection, idents: Iterable[Identifier]) -> set[str]:
