@@ -45,6 +45,8 @@ def parse_timestamp(value: object, field: str = "timestamp") -> datetime:
 
 def _optional_id(raw: Mapping[str, Any], key: str) -> str | None:
     value = raw.get(key)
+    if type(value) is str and value:  # the hot path
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -56,6 +58,8 @@ def _optional_id(raw: Mapping[str, Any], key: str) -> str | None:
 
 def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = raw.get(key)
+    if type(value) is dict:  # the hot path
+        return value
     if value is None:
         return _EMPTY
     if not isinstance(value, dict):

@@ -43,7 +43,9 @@ def _config(tmp_path: Path, sandbox_url: str) -> dict[str, Any]:
                 "journeys": {"Cart Abandoned": {"journey_id": 1, "step_id": 1}},
             },
         },
-        "syncs": {"web": {"source": "logs", "destinations": ["klaviyo", "mailchimp"], "batch_size": 500}},
+        "syncs": {
+            "web": {"source": "logs", "destinations": ["klaviyo", "mailchimp"], "batch_size": 500}
+        },
         "trigger_engine": demo["trigger_engine"],
         "triggers": triggers,
     }
@@ -61,7 +63,9 @@ def _cart_events(state: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp_path = tmp_path_factory.mktemp("e2e")
-    manifest = generate(tmp_path / "sample", events=3000, seed=42, end=datetime.now(UTC) - timedelta(minutes=10))
+    manifest = generate(
+        tmp_path / "sample", events=3000, seed=42, end=datetime.now(UTC) - timedelta(minutes=10)
+    )
     with SandboxServer(SandboxConfig(seed=1)) as sandbox:
         config = parse_config(_config(tmp_path, sandbox.url))
         store = StateStore.open(config.state.url)
@@ -107,7 +111,10 @@ def test_no_cart_is_emailed_twice_anywhere(world: dict[str, Any]) -> None:
 def test_second_run_sends_nothing(world: dict[str, Any]) -> None:
     assert world["second"].counts.get("read", 0) == 0
     assert world["state2"]["klaviyo"]["event_count"] == world["state"]["klaviyo"]["event_count"]
-    assert world["state2"]["mailchimp"]["journey_triggers"] == world["state"]["mailchimp"]["journey_triggers"]
+    assert (
+        world["state2"]["mailchimp"]["journey_triggers"]
+        == world["state"]["mailchimp"]["journey_triggers"]
+    )
 
 
 def test_counts_add_up_in_the_run_record(world: dict[str, Any]) -> None:

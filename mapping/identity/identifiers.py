@@ -33,7 +33,7 @@ class Normalizer:
 
     settings: IdentitySettings
     junk: frozenset[str]
-    plan: tuple[tuple[str, str, str], ...] = ()
+    plan: tuple[tuple[str, str, str, bool], ...] = ()
     memo: dict[tuple[str, str], str | None] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
@@ -68,22 +68,21 @@ class Normalizer:
         return value
 
 
-def _plan(settings: IdentitySettings) -> tuple[tuple[str, str, str], ...]:
-    """(kind, where, path) for every configured identifier path, split once."""
-    plan: list[tuple[str, str, str]] = []
+def _plan(settings: IdentitySettings) -> tuple[tuple[str, str, str, bool], ...]:
+    """(kind, where, path, one key?) for every configured identifier path, split once."""
+    plan: list[tuple[str, str, str, bool]] = []
     pairs = [("email", p) for p in settings.email_paths]
     pairs += [("phone", p) for p in settings.phone_paths]
     pairs += [(kind, p) for kind, paths in settings.keys.items() for p in paths]
     for kind, path in pairs:
         where, _, rest = path.partition(".")
-        if where in ("traits", "properties") and rest:
-            plan.append((kind, where, rest))
-        else:
-            plan.append((kind, "raw", path))
+        if where not in ("traits", "properties") or not rest:
+            where, rest = "raw", path
+        plan.append((kind, where, rest, "." not in rest and "[" not in rest))
     return tuple(plan)
 
 
-def _lookup(message: Message, where: str, path: str) -> Any:
+def _lookup(message: Message, where: str, path: str, one_key: bool) -> Any:
     if where == "traits":
         source: Mapping[str, Any] = message.traits
     elif where == "properties":
@@ -92,9 +91,7 @@ def _lookup(message: Message, where: str, path: str) -> Any:
         source = message.raw
     if not source:
         return None
-    if "." not in path and "[" not in path:  # one key: the common case
-        return source.get(path)
-    return get_path(source, path)
+    return source.get(path) if one_key else get_path(source, path)
 
 
 def extract(message: Message, norm: Normalizer) -> list[Identifier]:
@@ -109,8 +106,8 @@ def extract(message: Message, norm: Normalizer) -> list[Identifier]:
     ]
     if message.type == "alias":
         raws.append((norm.settings.alias_previous_id, message.raw.get("previousId")))
-    for kind, where, path in norm.plan:
-        value = _lookup(message, where, path)
+    for kind, where, path, one_key in norm.plan:
+        value = _lookup(message, where, path, one_key)
         if value is None:
             continue
         if isinstance(value, list | tuple):

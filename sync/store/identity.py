@@ -181,7 +181,7 @@ def load_components(
         stored.update(fresh)
     for cid in sorted(stored):
         customer = stored[cid]
-        members = {i: Seen(first, last) for i, (first, last) in customer.identifiers.items()}
+        members = {i: Seen(first, last) for i, first, last in customer.identifiers}
         stamps = {k: tuple(v) for k, v in orjson.loads(customer.trait_stamps).items()}
         traits = orjson.loads(customer.traits)
         graph.adopt(Component(members, traits, stamps, stored_ids={cid}))
@@ -206,7 +206,7 @@ def _read_customers(conn: sa.Connection, customer_ids: set[str]) -> dict[str, Ca
     if not customer_ids:
         return {}
     t, c = identity_identifiers, identity_customers
-    members: dict[str, dict[Identifier, tuple[datetime, datetime]]] = defaultdict(dict)
+    members: dict[str, list[tuple[Identifier, datetime, datetime]]] = defaultdict(list)
     traits: dict[str, tuple[str, str]] = {}
     for chunk in _chunks(sorted(customer_ids)):
         rows = conn.execute(
@@ -215,12 +215,13 @@ def _read_customers(conn: sa.Connection, customer_ids: set[str]) -> dict[str, Ca
             ).where(t.c.customer_id.in_(chunk))
         )
         for cid, kind, value, first, last in rows:
-            members[cid][(kind, value)] = (_from_us(first), _from_us(last))
+            members[cid].append(((kind, value), _from_us(first), _from_us(last)))
         query = sa.select(c.c.customer_id, c.c.traits, c.c.trait_stamps)
         for cid, values, stamps in conn.execute(query.where(c.c.customer_id.in_(chunk))):
             traits[cid] = (values, stamps)
     return {
-        cid: CachedCustomer(members[cid], *traits.get(cid, ("{}", "{}"))) for cid in customer_ids
+        cid: CachedCustomer(tuple(members[cid]), *traits.get(cid, ("{}", "{}")))
+        for cid in customer_ids
     }
 
 
@@ -247,7 +248,7 @@ def write_changes(
         cache: Staged with what was written, applied when the transaction commits.
     """
     now = datetime.now(UTC)
-    ident_rows: list[dict[str, Any]] = []
+    ident_rows: list[tuple[str, str, str, int, int]] = []
     customer_rows: list[dict[str, Any]] = []
     merges: dict[str, str] = {}
     for comp in graph.changed():
@@ -257,15 +258,7 @@ def write_changes(
         moved = comp.stored_ids != {cid}
         idents = comp.identifiers if moved else {i: comp.identifiers[i] for i in comp.dirty}
         for (kind, value), seen in idents.items():
-            ident_rows.append(
-                {
-                    "kind": kind,
-                    "value": value,
-                    "customer_id": cid,
-                    "first_seen_us": _to_us(seen.first),
-                    "last_seen_us": _to_us(seen.last),
-                }
-            )
+            ident_rows.append((kind, value, cid, _to_us(seen.first), _to_us(seen.last)))
         traits: tuple[str, str] | None = None
         if moved or comp.traits_changed:
             traits = (_dumps(comp.traits), _dumps(comp.trait_stamps))
@@ -283,12 +276,53 @@ def write_changes(
             _stage(cache, cid, comp, traits)
     if not persist:
         return merges
-    store.upsert(conn, identity_identifiers, ident_rows)
+    _upsert_identifiers(conn, ident_rows)
     store.upsert(conn, identity_customers, customer_rows)
     if merges:
         _record_merges(store, conn, merges, now)
     _record_conflicts(conn, graph.conflicts, now)
     return merges
+
+
+_IDENTIFIER_COLUMNS = ("kind", "value", "customer_id", "first_seen_us", "last_seen_us")
+
+
+def _upsert_identifiers(conn: sa.Connection, rows: list[tuple[str, str, str, int, int]]) -> None:
+    """Upsert identifier rows through the driver's executemany.
+
+    The hot write of every batch: plain strings and integers need no SQLAlchemy
+    parameter processing, so the statement is compiled once per dialect and the rows
+    go to the driver as they are.
+    """
+    if not rows:
+        return
+    sql, positional = _identifier_upsert_sql(conn.dialect)
+    if positional:
+        conn.exec_driver_sql(sql, rows)
+    else:
+        conn.exec_driver_sql(sql, [dict(zip(_IDENTIFIER_COLUMNS, r, strict=True)) for r in rows])
+
+
+_SQL: dict[tuple[str, str, str], tuple[str, bool]] = {}
+
+
+def _identifier_upsert_sql(dialect: sa.Dialect) -> tuple[str, bool]:
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    held = _SQL.get(key)
+    if held is not None:
+        return held
+    insert: Any = pg_insert if dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(identity_identifiers)
+    keys = ["kind", "value"]
+    updates = {c: stmt.excluded[c] for c in _IDENTIFIER_COLUMNS if c not in keys}
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+    compiled = stmt.compile(dialect=dialect, column_keys=list(_IDENTIFIER_COLUMNS))
+    order = tuple(compiled.positiontup or ())
+    positional = bool(dialect.positional)
+    if positional and order != _IDENTIFIER_COLUMNS:
+        raise RuntimeError(f"unexpected parameter order {order}")
+    _SQL[key] = held = (compiled.string, positional)
+    return held
 
 
 def _stage(cache: GraphCache, cid: str, comp: Component, traits: tuple[str, str] | None) -> None:
@@ -302,7 +336,7 @@ def _stage(cache: GraphCache, cid: str, comp: Component, traits: tuple[str, str]
         )
     for old in comp.stored_ids - {cid}:
         cache.stage(old, None)
-    seen = {i: (_canonical(s.first), _canonical(s.last)) for i, s in comp.identifiers.items()}
+    seen = tuple((i, _canonical(s.first), _canonical(s.last)) for i, s in comp.identifiers.items())
     cache.stage(cid, CachedCustomer(seen, *traits))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from mapping.identity.identifiers import Identifier
 
@@ -24,11 +25,14 @@ DEFAULT_CUSTOMERS = 50_000
 """Cached customers per resolver; the rest of the graph stays in the store."""
 
 
-@dataclass(frozen=True, slots=True)
-class CachedCustomer:
-    """A stored customer: identifier → (first seen, last seen), and its traits JSON."""
+class CachedCustomer(NamedTuple):
+    """A stored customer: (identifier, first seen, last seen)s, and its traits JSON.
 
-    identifiers: dict[Identifier, tuple[datetime, datetime]]
+    Only tuples, strings and datetimes: the garbage collector stops tracking such
+    entries, so a large cache does not make every collection slower.
+    """
+
+    identifiers: tuple[tuple[Identifier, datetime, datetime], ...]
     traits: str
     trait_stamps: str
 
@@ -80,7 +84,7 @@ class GraphCache:
         self._drop(customer_id)
         self.customers[customer_id] = customer
         owner = self.owner
-        for ident in customer.identifiers:
+        for ident, _first, _last in customer.identifiers:
             owner[ident] = customer_id
 
     def stage(self, customer_id: str, customer: CachedCustomer | None) -> None:
@@ -106,6 +110,6 @@ class GraphCache:
         if held is None:
             return
         owner = self.owner
-        for ident in held.identifiers:
+        for ident, _first, _last in held.identifiers:
             if owner.get(ident) == customer_id:
                 del owner[ident]

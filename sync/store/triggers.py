@@ -25,6 +25,11 @@ def to_micros(value: datetime) -> int:
     return (value - EPOCH) // _US
 
 
+def from_micros(value: int) -> datetime:
+    """The aware UTC datetime of `to_micros`."""
+    return EPOCH + timedelta(microseconds=value)
+
+
 class Micros(sa.types.TypeDecorator[datetime]):
     """An aware UTC datetime stored as integer microseconds since the epoch.
 
@@ -39,7 +44,7 @@ class Micros(sa.types.TypeDecorator[datetime]):
         return None if value is None else to_micros(value)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
-        return None if value is None else EPOCH + timedelta(microseconds=int(value))
+        return None if value is None else from_micros(int(value))
 
 
 Timestamp = Micros()

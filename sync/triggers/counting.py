@@ -44,6 +44,7 @@ def qualified(
         for row in store.count_rows(conn, name, {c for c, _ in groups}, lo, hi):
             if (row["customer_id"], row["group_key"]) in groups:
                 found.setdefault((row["customer_id"], row["group_key"]), []).append(row)
+        hits: list[dict[str, Any]] = []
         for (customer_id, group), events in found.items():
             events.sort(key=lambda r: (r["event_time"], r["message_id"]))
             first = 0
@@ -55,7 +56,14 @@ def qualified(
                     ahead += 1
                 # Only windows ending at or after a new event can have changed.
                 if ahead - first >= rule.min and event["event_time"] >= since[(customer_id, group)]:
-                    out.append(_counted(trigger, customer_id, group, event))
+                    hits.append(event)
+        starts = store.count_starts(conn, name, hits) if hits else {}
+        for event in hits:
+            when = event["event_time"]
+            event["start"] = starts[
+                (event["customer_id"], event["group_key"], when, event["message_id"])
+            ]
+            out.append(_counted(trigger, event["customer_id"], event["group_key"], event))
     return out
 
 

@@ -153,21 +153,18 @@ class TriggerEngine:
         Returns:
             Newly fired emissions, plus fired ones never acknowledged (after a restart).
         """
-        limit = self.watermark()
-        if limit is not None and watermark is not None:
-            limit = min(limit, watermark)
-        if limit is not None:
-            self._decide_until(limit)
-            self._maybe_prune(limit)
-        with self.store.engine.connect() as conn:
+        # One transaction: decisions, pruning and the read of what to send commit once.
+        with self.store.engine.begin() as conn:
+            limit = self.watermark(conn)
+            if limit is not None and watermark is not None:
+                limit = min(limit, watermark)
+            if limit is not None:
+                self._decide_in(conn, limit)
+                self._maybe_prune(conn, limit)
             rows = [r for r in store.undelivered(conn) if r["instance_id"] not in self._handed_out]
         emissions = [emission_of(r) for r in rows]
         self._handed_out.update(e.instance_id for e in emissions)
         return emissions
-
-    def _decide_until(self, limit: datetime) -> None:
-        with self.store.engine.begin() as conn:
-            self._decide_in(conn, limit)
 
     def _decide_in(self, conn: sa.Connection, limit: datetime) -> None:
         upto = limit - self.settings.priority_hold
@@ -272,11 +269,10 @@ class TriggerEngine:
             self._counts.clear()
         return summary
 
-    def _maybe_prune(self, limit: datetime) -> None:
+    def _maybe_prune(self, conn: sa.Connection, limit: datetime) -> None:
         if self._pruned_at is not None and limit - self._pruned_at < _PRUNE_EVERY:
             return
-        with self.store.engine.begin() as conn:
-            store.prune(conn, self._cutoffs(limit))
+        store.prune(conn, self._cutoffs(limit))
         self._pruned_at = limit
 
     def _cutoffs(self, limit: datetime) -> dict[str, datetime]:
