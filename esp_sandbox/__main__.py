@@ -13,7 +13,7 @@ from esp_sandbox.faults import FaultSpec, FaultSpecError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Command-line options (see docs/readme/sandbox.md)."""
+    """Command-line options (see the README's sandbox section)."""
     parser = argparse.ArgumentParser(
         prog="python -m esp_sandbox",
         description="Fake Klaviyo / Mailchimp / Segment Profiles APIs on a local port.",

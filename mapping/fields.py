@@ -176,6 +176,10 @@ def plan_of(spec: FieldSpec) -> Plan:
     # The entry keeps the spec's field dict alive, so no other spec can have it.
     if held is not None and held[0] is spec.__dict__:
         return held[1]
+    return _register(spec)
+
+
+def _register(spec: FieldSpec) -> Plan:
     plan = _compile(spec)
     key = id(spec)
     _PLANS[key] = (spec.__dict__, plan, weakref.ref(spec, lambda _ref: _PLANS.pop(key, None)))
@@ -226,9 +230,11 @@ def resolve_field(spec: FieldSpec, data: Mapping[str, Any]) -> tuple[Any, bool]:
 def resolve(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> Resolved:
     """Resolve every declared field against one message (as a dict)."""
     out = Resolved({}, [], [], {})
-    values, fallbacks_used = out.values, out.fallbacks_used
+    values, fallbacks_used, plans = out.values, out.fallbacks_used, _PLANS
     for name, spec in specs.items():
-        getters, chain, fallback, has_fallback, const, has_const, required = plan_of(spec)
+        held = plans.get(id(spec))  # `plan_of`, inlined: this runs per field per record
+        plan = held[1] if held is not None and held[0] is spec.__dict__ else _register(spec)
+        getters, chain, fallback, has_fallback, const, has_const, required = plan
         value: Any = None
         fell_back = False
         for get in getters:

@@ -49,6 +49,12 @@ class WarehouseSourceSettings(StrictModel):
         description="Rows fetched per round trip (server-side cursor or keyset page).",
     )
 
+    duckdb_memory_limit: str | None = Field(
+        default="256MB",
+        description="DuckDB only: the database's memory limit (its block cache grows up to it; "
+        "DuckDB's own default is 80% of RAM). None keeps DuckDB's default.",
+    )
+
     @model_validator(mode="after")
     def _query_needs_sql(self) -> WarehouseSourceSettings:
         if self.mode == "query" and not (self.query and self.query.strip()):

@@ -52,8 +52,16 @@ class WarehouseSource:
             url = url.set(password=settings.password.get_secret_value())
         self.engine = sa.create_engine(url)
         if url.get_backend_name() == "duckdb":
-            sa.event.listen(self.engine, "connect", _quiet_duckdb)
+            sa.event.listen(self.engine, "connect", self._configure_duckdb)
         self._display_url = url.render_as_string(hide_password=True)
+
+    def _configure_duckdb(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET enable_progress_bar = false")
+        limit = self.settings.duckdb_memory_limit
+        if limit:
+            cursor.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+        cursor.close()
 
     def check(self) -> str:
         """Connect and describe what is there, or raise `WarehouseSourceError`."""
@@ -219,12 +227,6 @@ class _StreamReader:
         batch = SourceBatch(self.messages, self.rejects, bookmark, read)
         self.messages, self.rejects = [], []
         return batch
-
-
-def _quiet_duckdb(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("SET enable_progress_bar = false")
-    cursor.close()
 
 
 def _reason(exc: Exception) -> str:

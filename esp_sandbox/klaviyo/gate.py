@@ -3,7 +3,7 @@
 Order: route known (404/405), `Authorization` (401), `revision` (400),
 rate limit (429), `Content-Type` on bodies (415). Successful and non-429
 responses get `RateLimit-Limit/Remaining/Reset`; 429s get `Retry-After`
-instead (and `Retry-After-Ms` when time_scale > 1, see docs/readme/sandbox.md).
+instead (and `Retry-After-Ms` when time_scale > 1, see the README's sandbox section).
 """
 
 from __future__ import annotations

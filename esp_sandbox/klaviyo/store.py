@@ -1,7 +1,7 @@
 """Ground-truth Klaviyo state: profiles, events, lists, subscriptions, jobs, templates.
 
 Identifier resolution is the sandbox's own model of Klaviyo's (documented in
-docs/readme/sandbox.md): an explicit profile id wins; otherwise the first
+the README's sandbox section): an explicit profile id wins; otherwise the first
 identifier that matches, in the order email, phone_number, external_id, _kx,
 anonymous_id. Identifiers already owned by another profile are never moved
 silently: profile writes raise `IdentifierConflict` (a 409), event writes

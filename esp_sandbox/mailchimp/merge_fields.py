@@ -4,7 +4,7 @@ Type rules follow Mailchimp's merge-field docs and the peers' behaviour: numbers
 must be numeric, dates follow `options.date_format`, birthdays are `MM/DD` (or
 `DD/MM`), an address is an object with addr1, city, state and zip, phones follow
 `options.phone_format`. Message wording is the sandbox's own where Mailchimp's
-is not documented (see docs/readme/sandbox-mailchimp.md).
+is not documented (see the README's sandbox section).
 """
 
 from __future__ import annotations

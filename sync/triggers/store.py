@@ -233,90 +233,68 @@ def earliest_cancels(
     `*`: a cancel event without the key). An event that also starts the trigger does
     not cancel an instance that started at the same time with a greater message id.
 
-    Each scope is its own correlated subquery that walks one index range in
-    (event time, message id) order, so finding the earliest is a seek, not a scan.
+    Each scope is its own correlated subquery that walks one primary-key (or key index)
+    range in (event time, message id) order, so finding the earliest is a seek, and it
+    returns the whole cancel event packed in one value, so no second read is needed.
     """
-    i, c = trigger_instances.alias("i"), trigger_cancels
-    ids = list(instance_ids)
-    local = sa.and_(
-        c.c.customer_id == i.c.customer_id, c.c.entity_key.in_([i.c.entity_key, ANY_KEY])
-    )
-    found: dict[str, list[tuple[str, str, str]]] = {}
-    _earliest_in(conn, i, ids, local, i.c.customer_id, found)
+    ids = sorted(set(instance_ids))
+    found = _earliest_in(conn, ids, _LOCAL)
     scoped = sorted(set(global_triggers))
     if scoped:
-        across = sa.and_(i.c.trigger.in_(scoped), c.c.entity_key == i.c.entity_key)
-        _earliest_in(conn, i, ids, across, i.c.entity_key, found)
-    events = _cancel_rows(conn, [hit for hits in found.values() for hit in hits])
-    out: dict[str, dict[str, Any]] = {}
-    for iid, hits in found.items():
-        rows = [events[(t, m)] for t, _w, m in hits if (t, m) in events]
-        if rows:
-            out[iid] = min(rows, key=lambda r: (r["event_time"], r["message_id"]))
-    return out
+        across = _earliest_in(conn, ids, _ACROSS, scoped)
+        for iid, event in across.items():
+            known = found.get(iid)
+            if known is None or _order(event) < _order(known):
+                found[iid] = event
+    return found
+
+
+_LOCAL = f"c.customer_id = i.customer_id AND c.entity_key IN (i.entity_key, '{ANY_KEY}')"
+_ACROSS = "c.entity_key = i.entity_key"
+# message_id is length-prefixed: ids and event names may hold any character.
+_PACKED = (
+    "CAST(c.event_time AS TEXT) || ':' || CAST(CAST(c.also_start AS INTEGER) AS TEXT) || ':' "
+    "|| CAST(LENGTH(c.message_id) AS TEXT) || ':' || c.message_id || c.event"
+)
+
+
+def _order(event: Mapping[str, Any]) -> tuple[datetime, str]:
+    return event["event_time"], event["message_id"]
 
 
 def _earliest_in(
-    conn: sa.Connection,
-    i: Any,
-    instance_ids: list[str],
-    scope: Any,
-    who: Any,
-    found: dict[str, list[tuple[str, str, str]]],
-) -> None:
-    """Add the earliest cancel in `scope` to `found`: id → [(trigger, "column:value", message)]."""
-    c = trigger_cancels
-    earliest = (
-        sa.select(c.c.message_id)
-        .where(
-            c.c.trigger == i.c.trigger,
-            scope,
-            c.c.event_time >= i.c.start_time,
-            c.c.event_time <= i.c.due_at,
-            c.c.message_id != i.c.start_message_id,
-            sa.not_(
-                sa.and_(
-                    c.c.also_start,
-                    c.c.event_time == i.c.start_time,
-                    c.c.message_id <= i.c.start_message_id,
-                )
-            ),
-        )
-        .order_by(c.c.event_time, c.c.message_id)
-        .limit(1)
-        .correlate(i)
-        .scalar_subquery()
-    )
+    conn: sa.Connection, instance_ids: list[str], scope: str, triggers: Sequence[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """Instance id → its earliest cancel event within `scope` (SQL over `c` and `i`)."""
+    out: dict[str, dict[str, Any]] = {}
+    only = f" AND i.trigger IN ({_marks(conn, len(triggers))})" if triggers else ""
     for part in chunks(instance_ids):
-        query = sa.select(i.c.instance_id, i.c.trigger, who, earliest).where(
-            i.c.instance_id.in_(part)
+        sql = (
+            f"SELECT i.instance_id, i.trigger, (SELECT {_PACKED} "
+            f"FROM {trigger_cancels.name} c WHERE c.trigger = i.trigger AND {scope} "
+            "AND c.event_time >= i.start_time AND c.event_time <= i.due_at "
+            "AND c.message_id <> i.start_message_id AND NOT (c.also_start "
+            "AND c.event_time = i.start_time AND c.message_id <= i.start_message_id) "
+            "ORDER BY c.event_time, c.message_id LIMIT 1) "
+            f"FROM {trigger_instances.name} i WHERE i.instance_id IN ({_marks(conn, len(part))})"
+            f"{only}"
         )
-        for iid, trigger, value, message_id in conn.execute(query):
-            if message_id is not None:
-                found.setdefault(iid, []).append((trigger, f"{who.name}:{value}", message_id))
+        for iid, trigger, packed in conn.exec_driver_sql(sql, (*part, *triggers)).fetchall():
+            if packed is not None:
+                out[iid] = _unpack(trigger, packed)
+    return out
 
 
-def _cancel_rows(
-    conn: sa.Connection, hits: Sequence[tuple[str, str, str]]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """Cancel rows by (trigger, message id), read by index prefix (trigger, customer or key)."""
-    c = trigger_cancels
-    wanted: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
-    for trigger, who, message_id in hits:
-        column, _, value = who.partition(":")
-        values, messages = wanted.setdefault((trigger, column), (set(), set()))
-        values.add(value)
-        messages.add(message_id)
-    cols = (c.c.trigger, c.c.message_id, c.c.event, c.c.event_time, c.c.also_start)
-    events: dict[tuple[str, str], dict[str, Any]] = {}
-    for (trigger, column), (values, messages) in wanted.items():
-        for part in chunks(values):
-            for few in chunks(messages):
-                query = sa.select(*cols).where(
-                    c.c.trigger == trigger, c.c[column].in_(part), c.c.message_id.in_(few)
-                )
-                events.update({(r.trigger, r.message_id): row_dict(r) for r in conn.execute(query)})
-    return events
+def _unpack(trigger: str, packed: str) -> dict[str, Any]:
+    at, also, size, rest = packed.split(":", 3)
+    length = int(size)
+    return {
+        "trigger": trigger,
+        "message_id": rest[:length],
+        "event": rest[length:],
+        "event_time": from_micros(int(at)),
+        "also_start": bool(int(also)),
+    }
 
 
 def count_rows(

@@ -15,13 +15,13 @@ from sync.config import expand_env
 
 from .testkit import SPEC, need_shared
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "readme" / "klaviyo.toml"
+DOC = Path(__file__).resolve().parents[3] / "config.example.toml"
 
 
 def test_the_documented_toml_is_a_valid_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KLAVIYO_API_KEY", "pk_doc_123456")
-    data = expand_env(tomllib.loads(DOC.read_text()))
-    settings = KlaviyoSettings.model_validate(data["destinations"]["klaviyo"])
+    documented = tomllib.loads(DOC.read_text())["destinations"]["klaviyo"]
+    settings = KlaviyoSettings.model_validate(expand_env(documented))
     assert settings.revision == "2026-07-15"
     assert settings.api_key is not None and "pk_doc" not in repr(settings)
 

@@ -1,4 +1,4 @@
-"""The documented config (docs/readme/mailchimp.toml) loads and builds a destination."""
+"""The documented config (config.example.toml) loads and builds a Mailchimp destination."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from connectors.mailchimp import MailchimpDestination
 from sync.config import parse_config
 from tests.connectors.mailchimp.mc_testkit import API_KEY
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "readme" / "mailchimp.toml"
+DOC = Path(__file__).resolve().parents[3] / "config.example.toml"
 
 
 def test_documented_config_is_valid() -> None:
-    data = tomllib.loads(DOC.read_text(encoding="utf-8"))
-    data["destinations"]["mailchimp"]["api_key"] = API_KEY
+    documented = tomllib.loads(DOC.read_text(encoding="utf-8"))["destinations"]["mailchimp"]
+    data = {"destinations": {"mailchimp": {**documented, "api_key": API_KEY}}}
     config = parse_config(data, str(DOC))
     dest = MailchimpDestination("mailchimp", config.destinations["mailchimp"])  # type: ignore[arg-type]
     assert sorted(dest.fields) == ["journey_trigger", "member_event", "tags", "upsert_member"]

@@ -1,4 +1,4 @@
-"""`[[triggers]]` validation and the seed triggers in docs/readme/triggers.toml."""
+"""`[[triggers]]` validation and the seed triggers in config.example.toml."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sync.triggers import TriggerEngine, TriggerEngineSettings, TriggerSettings
 from sync.triggers.settings import parse_duration, validate_triggers
 from tests.sync.triggers.timeline import at, customers, track
 
-SEEDS = Path(__file__).resolve().parents[3] / "docs" / "readme" / "triggers.toml"
+SEEDS = Path(__file__).resolve().parents[3] / "config.example.toml"
 EMIT = {"event": "E"}
 
 
