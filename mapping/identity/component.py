@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any
 
 from mapping.fields import is_blank
@@ -50,10 +49,7 @@ class Component:
 
     def by_kind(self) -> dict[str, list[str]]:
         """Identifiers per kind, most recently seen first (then by value)."""
-        # Two stable sorts (by identifier, then newest first) order like one sort on
-        # (-last, identifier), without a Python key function per item.
-        items = sorted(self.identifiers.items(), key=itemgetter(0))
-        items.sort(key=_last_seen, reverse=True)
+        items = sorted(self.identifiers.items(), key=lambda kv: (-kv[1].last.timestamp(), kv[0]))
         out: dict[str, list[str]] = {}
         for (kind, value), _ in items:
             out.setdefault(kind, []).append(value)
@@ -107,10 +103,6 @@ class Conflict:
             f"{self.other_customer_id}; merged they would have more than {self.limit} "
             f"{self.limit_kind} identifier(s)"
         )
-
-
-def _last_seen(item: tuple[Identifier, Seen]) -> datetime:
-    return item[1].last
 
 
 def seen_time(at: datetime) -> datetime:

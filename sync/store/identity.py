@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mapping.identity import Conflict, IdentityGraph, Seen
@@ -276,7 +278,7 @@ def write_changes(
             _stage(cache, cid, comp, traits)
     if not persist:
         return merges
-    _upsert_identifiers(conn, ident_rows)
+    _upsert_identifiers(store, conn, ident_rows)
     store.upsert(conn, identity_customers, customer_rows)
     if merges:
         _record_merges(store, conn, merges, now)
@@ -287,42 +289,33 @@ def write_changes(
 _IDENTIFIER_COLUMNS = ("kind", "value", "customer_id", "first_seen_us", "last_seen_us")
 
 
-def _upsert_identifiers(conn: sa.Connection, rows: list[tuple[str, str, str, int, int]]) -> None:
-    """Upsert identifier rows through the driver's executemany.
+def _upsert_identifiers(
+    store: StateStore, conn: sa.Connection, rows: list[tuple[str, str, str, int, int]]
+) -> None:
+    """Upsert identifier rows: the hot write of every batch.
 
-    The hot write of every batch: plain strings and integers need no SQLAlchemy
-    parameter processing, so the statement is compiled once per dialect and the rows
-    go to the driver as they are.
+    On SQLite the rows (plain strings and integers, nothing for SQLAlchemy to convert)
+    go straight to the driver's executemany with a statement compiled once; other
+    databases take the store's usual upsert.
     """
     if not rows:
         return
-    sql, positional = _identifier_upsert_sql(conn.dialect)
-    if positional:
-        conn.exec_driver_sql(sql, rows)
-    else:
-        conn.exec_driver_sql(sql, [dict(zip(_IDENTIFIER_COLUMNS, r, strict=True)) for r in rows])
+    if conn.dialect.name != "sqlite":
+        named = [dict(zip(_IDENTIFIER_COLUMNS, row, strict=True)) for row in rows]
+        store.upsert(conn, identity_identifiers, named)
+        return
+    conn.exec_driver_sql(_sqlite_upsert_sql(), rows)
 
 
-_SQL: dict[tuple[str, str, str], tuple[str, bool]] = {}
-
-
-def _identifier_upsert_sql(dialect: sa.Dialect) -> tuple[str, bool]:
-    key = (dialect.name, dialect.driver, dialect.paramstyle)
-    held = _SQL.get(key)
-    if held is not None:
-        return held
-    insert: Any = pg_insert if dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(identity_identifiers)
-    keys = ["kind", "value"]
-    updates = {c: stmt.excluded[c] for c in _IDENTIFIER_COLUMNS if c not in keys}
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
-    compiled = stmt.compile(dialect=dialect, column_keys=list(_IDENTIFIER_COLUMNS))
-    order = tuple(compiled.positiontup or ())
-    positional = bool(dialect.positional)
-    if positional and order != _IDENTIFIER_COLUMNS:
-        raise RuntimeError(f"unexpected parameter order {order}")
-    _SQL[key] = held = (compiled.string, positional)
-    return held
+@lru_cache(maxsize=1)
+def _sqlite_upsert_sql() -> str:
+    stmt = sqlite_insert(identity_identifiers)
+    updates = {c: stmt.excluded[c] for c in _IDENTIFIER_COLUMNS[2:]}
+    stmt = stmt.on_conflict_do_update(index_elements=["kind", "value"], set_=updates)
+    compiled = stmt.compile(dialect=sqlite_dialect(), column_keys=list(_IDENTIFIER_COLUMNS))
+    if tuple(compiled.positiontup or ()) != _IDENTIFIER_COLUMNS:
+        raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
+    return compiled.string
 
 
 def _stage(cache: GraphCache, cid: str, comp: Component, traits: tuple[str, str] | None) -> None:

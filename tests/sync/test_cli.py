@@ -131,3 +131,49 @@ def test_retry_sends_fixed_rejects_once(config_file: Path, monkeypatch: pytest.M
     ]  # only the bad JSON line remains
     log = (config_file.parent / "esp.log").read_text().split()
     assert log == ["m1", "m2"]
+
+
+def test_dry_run_writes_exact_requests_and_sends_nothing(tmp_path: Path) -> None:
+    from tests.sync.fakes import track as make_track
+
+    events = tmp_path / "logs"
+    events.mkdir()
+    (events / "part-0.jsonl").write_bytes(make_track(1, product_id="p-1", price=9.5) + b"\n")
+    config = tmp_path / "dry.toml"
+    config.write_text(
+        f"""
+[state]
+url = "sqlite:///{tmp_path}/state.db"
+[sources.logs]
+type = "segment"
+path = "{events}"
+[destinations.klaviyo]
+type = "klaviyo"
+api_key = "pk_dry_run_secret_1234"
+[syncs.main]
+source = "logs"
+destinations = ["klaviyo"]
+"""
+    )
+    out = tmp_path / "requests.jsonl"
+    result = runner.invoke(
+        app, ["run", "-c", str(config), "--dry-run", "--dry-run-file", str(out), "-o", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    requests = [json.loads(line) for line in out.read_text().splitlines()]
+    [event] = [
+        r for r in requests if r["url"].endswith("/api/events/") or r["url"].endswith("/api/events")
+    ]
+    assert event["url"].startswith("https://a.klaviyo.com/api/events")
+    assert event["headers"]["authorization"] == "[secure]"
+    assert event["headers"]["revision"] == "2026-07-15"
+    attributes = event["json"]["data"]["attributes"]
+    assert attributes["unique_id"] == "m1"
+    assert attributes["metric"]["data"]["attributes"]["name"] == "Viewed Product"
+    assert "pk_dry_run_secret_1234" not in out.read_text() + result.output
+    [report] = json.loads(result.stdout)
+    assert report["dry_run"] is True
+    again = runner.invoke(
+        app, ["run", "-c", str(config), "-o", "json", "--dry-run", "--dry-run-file", str(out)]
+    )
+    assert json.loads(again.stdout)[0]["counts"]["read"] == 1  # a dry run moved no cursor

@@ -111,3 +111,21 @@ def test_second_concurrent_run_is_refused(wired: dict[str, Any]) -> None:
     assert store.acquire_lock("sync:main", "someone-else", timedelta(minutes=5))
     with pytest.raises(SyncBusy):
         asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+
+
+def test_stop_finishes_the_current_batch_then_returns(wired: dict[str, Any]) -> None:
+    import threading
+
+    data, log, store = wired["data"], wired["log"], wired["store"]
+    data.write_bytes(b"\n".join(track(i) for i in range(35)) + b"\n")
+    stop = threading.Event()
+    report = asyncio.run(
+        SyncEngine(wired["config"], store).run_sync(
+            "main", stop=stop, on_batch=lambda r: stop.set()
+        )
+    )
+    assert report.status == "completed" and report.counts["read"] == 10  # one batch of 10
+    assert store.get_bookmark("main", "events") == {"line": 10}
+    assert log.read_text().split() == [f"m{i}" for i in range(10)]
+    rest = asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+    assert rest.counts["read"] == 25
