@@ -3,7 +3,9 @@
 Starts the ESP sandbox and `espbridge serve` as child processes on 127.0.0.1, drives
 `--rate` events/s for `--seconds` (batches of `--batch`, as a Segment library sends),
 then matches each event's send time with the time the sandbox logged the request that
-carried it (Klaviyo `unique_id` = messageId). Last line:
+carried it (Klaviyo `unique_id` = messageId). One message in ten is an order, which fires
+an immediate trigger (`wait = 0`, wall clock); the RESULT figures are the latency from
+ingest of the order to the sandbox receiving the trigger's event. Last line:
 
     RESULT p50_ms=… p99_ms=… events_per_s=…
 
@@ -55,6 +57,21 @@ def _config(state_url: str, klaviyo_url: str) -> Any:
             }
         },
         "syncs": {"realtime": {"source": "web", "destinations": ["klaviyo"]}},
+        # An immediate trigger: every order gets a follow-up the moment it is decided.
+        # The wall clock and no lateness are what an always-on `serve` runs with.
+        "trigger_engine": {"clock": "wall", "allowed_lateness": "0s", "global_cap": None},
+        "triggers": [
+            {
+                "name": "order_thanks",
+                "on": "Order Completed",
+                "priority": 100,
+                "freshness": "1h",
+                "emit": {
+                    "event": "Order Thanks",
+                    "properties": {"source_message_id": "messageId"},
+                },
+            }
+        ],
     }
     try:
         return parse_config(data)
@@ -93,15 +110,18 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     sys.exit(f"{url} did not come up")
 
 
+ORDER_EVERY = 10  # one message in ten is an order, which fires the immediate trigger
+
+
 def _message(mid: str, n: int) -> dict[str, Any]:
     return {
         "type": "track",
         "messageId": mid,
         "userId": f"user-{n % 500}",
-        "event": "Product Viewed",
+        "event": "Order Completed" if n % ORDER_EVERY == 0 else "Product Viewed",
         "timestamp": datetime.now().astimezone().isoformat(),
         "context": {"traits": {"email": f"user-{n % 500}@example.com"}},
-        "properties": {"sku": f"SKU-{n % 97}", "price": n % 50 + 1},
+        "properties": {"sku": f"SKU-{n % 97}", "price": n % 50 + 1, "order_id": f"o-{mid}"},
     }
 
 
@@ -141,14 +161,20 @@ async def drive(
     return sent
 
 
+def _key(event: dict[str, Any]) -> str:
+    """The messageId an event carries; `trigger:<messageId>` for the trigger's emission."""
+    source = event.get("properties", {}).get("source_message_id")
+    return f"trigger:{source}" if source else str(event["unique_id"])
+
+
 def _unique_ids(request: dict[str, Any]) -> list[str]:
     body = request.get("body") or {}
     attributes = body.get("data", {}).get("attributes", {}) if isinstance(body, dict) else {}
     if request["path"] == "/api/events":
-        return [attributes["unique_id"]]
+        return [_key(attributes)]
     if request["path"] == "/api/event-bulk-create-jobs":
         return [
-            event["attributes"]["unique_id"]
+            _key(event["attributes"])
             for entry in attributes["events-bulk-create"]["data"]
             for event in entry["attributes"]["events"]["data"]
         ]
@@ -172,6 +198,12 @@ def arrivals(sandbox: str, expected: set[str], timeout: float) -> dict[str, floa
             if not page:
                 time.sleep(0.2)
     return seen
+
+
+def _is_order(mid: str, batch: int) -> bool:
+    """Whether `drive` made this messageId an order (`b<n>-<i>` is message n*batch+i)."""
+    n, i = mid[1:].split("-")
+    return (int(n) * batch + int(i)) % ORDER_EVERY == 0
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -225,7 +257,8 @@ def main() -> None:
         began = time.monotonic()
         sent = asyncio.run(drive(serve_url, args.rate, args.seconds, args.batch, args.senders))
         elapsed = time.monotonic() - began
-        seen = arrivals(sandbox_url, set(sent), timeout=120)
+        fired = {f"trigger:{m}": at for m, at in sent.items() if _is_order(m, args.batch)}
+        seen = arrivals(sandbox_url, set(sent) | set(fired), timeout=120)
         metrics = httpx.get(f"{serve_url}/metrics").text
     finally:
         for proc in (serve, sandbox):
@@ -234,13 +267,20 @@ def main() -> None:
         for proc in (serve, sandbox):
             if proc is not None:
                 proc.wait(timeout=60)
-    latencies = [(seen[m] - at) * 1000 for m, at in sent.items() if m in seen]
-    missing = len(sent) - len(latencies)
+    forwarded = [(seen[m] - at) * 1000 for m, at in sent.items() if m in seen]
+    latencies = [(seen[m] - at) * 1000 for m, at in fired.items() if m in seen]
+    missing = len(sent) - len(forwarded) + len(fired) - len(latencies)
     print(f"work dir: {work}")
     print(
-        f"acknowledged {len(sent)} events in {elapsed:.1f}s; at the sandbox: {len(latencies)}; "
+        f"acknowledged {len(sent)} events in {elapsed:.1f}s; forwarded to the sandbox: "
+        f"{len(forwarded)}; immediate triggers: {len(latencies)} of {len(fired)}; "
         f"missing: {missing}"
     )
+    if forwarded:
+        print(
+            f"plain forwarding: p50_ms={_percentile(forwarded, 0.5):.1f} "
+            f"p99_ms={_percentile(forwarded, 0.99):.1f}"
+        )
     for line in metrics.splitlines():
         if line.startswith(("espbridge_inbox_lag", "espbridge_ingest_to_commit_seconds_count")):
             print(line)

@@ -116,6 +116,9 @@ class EventIndex:
         candidates = table.get(message.event)
         if not candidates:
             return []
+        if all(not match.where for _trigger, match in candidates):
+            # No filters: every candidate matches; the common case, without the checks.
+            return list({trigger.name: trigger for trigger, _match in candidates}.values())
         out: dict[str, TriggerSettings] = {}
         for trigger, match in candidates:
             if trigger.name not in out and passes(match, message.raw):
