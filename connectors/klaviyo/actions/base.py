@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.defaults import METRIC_NAMES
-from connectors.klaviyo.errors import error_entries, split_pointer
+from connectors.klaviyo.errors import error_entries, field_of, split_pointer
 from connectors.klaviyo.settings import KlaviyoSettings
 from mapping.fields import FieldSpec, Resolved, resolve
 from mapping.types import Message, RejectedRow
@@ -228,6 +228,18 @@ def rows_from_pointers(body: Any, collection: str, count: int) -> list[RowError]
         if found is not None and found[0] < count:
             out.append(RowError(index=found[0], detail=entry.detail, field=found[1]))
     return out
+
+
+PROFILES_COLLECTION = "/data/attributes/profiles/data"
+"""Where profile-bulk bodies (import, subscribe, unsubscribe jobs) keep their rows."""
+
+
+def profile_rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
+    """Rows a 4xx names in a profiles body: a lone record owns the first error; in a bulk
+    body each error's pointer (`/data/attributes/profiles/data/<i>/...`) names its row."""
+    if len(records) == 1:
+        return [RowError(0, e.detail, field_of(e.pointer)) for e in error_entries(body)[:1]]
+    return rows_from_pointers(body, PROFILES_COLLECTION, len(records))
 
 
 def notes_of(record: Record) -> str | None:

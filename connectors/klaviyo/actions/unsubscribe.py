@@ -20,18 +20,15 @@ from connectors.klaviyo.actions.base import (
     Body,
     MapContext,
     MapResult,
-    RowError,
+    profile_rows_from_error,
     reject,
-    rows_from_pointers,
 )
 from connectors.klaviyo.actions.subscribe import (
-    BULK_COLLECTION,
     consent_of,
     list_fields,
     wanted_channels,
 )
 from connectors.klaviyo.defaults import LIST_DEFAULTS, UNSUBSCRIBE_EVENTS
-from connectors.klaviyo.errors import error_entries, field_of
 from mapping.fields import FieldSpec
 from mapping.types import Message
 
@@ -113,11 +110,8 @@ def build_request(record: Record) -> ApiRequest:
     return build_batch([record])
 
 
-def rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
-    """Rows a 4xx names (`/data/attributes/profiles/data/<i>/...`)."""
-    if len(records) == 1:
-        return [RowError(0, e.detail, field_of(e.pointer)) for e in error_entries(body)[:1]]
-    return rows_from_pointers(body, BULK_COLLECTION, len(records))
+rows_from_error = profile_rows_from_error
+"""Rows a 4xx names (`/data/attributes/profiles/data/<i>/...`)."""
 
 
 FIELDS = UnsubscribeFields

@@ -30,6 +30,7 @@ from connectors.klaviyo.actions.base import (
     json_size,
     missing_identifier,
     profile_id,
+    profile_rows_from_error,
     reject,
     resolve_message,
     rows_from_pointers,
@@ -190,11 +191,8 @@ def duplicate_profile_id(body: Any) -> str | None:
     return None
 
 
-def rows_from_error(body: Any, records: Sequence[Record]) -> list[RowError]:
-    """Rows a 4xx names (bulk: `/data/attributes/profiles/data/<i>/...`)."""
-    if len(records) == 1:
-        return [RowError(0, e.detail, field_of(e.pointer)) for e in error_entries(body)[:1]]
-    return rows_from_pointers(body, BULK_COLLECTION, len(records))
+rows_from_error = profile_rows_from_error
+"""Rows a 4xx names (`/data/attributes/profiles/data/<i>/...`)."""
 
 
 def rows_from_import_errors(
