@@ -77,6 +77,9 @@ def _child(kind: str, folder: Path, args: argparse.Namespace) -> None:
         from connectors.warehouse.source import WarehouseSource
 
         source = WarehouseSource(WarehouseSourceSettings(url=_warehouse_url(folder)), name="bench")
+    from sync.runtime import tune_gc
+
+    tune_gc()  # as every `espbridge` command does
     cpu, wall = time.process_time(), time.perf_counter()
     messages = rejects = 0
     for batch in source.read(None, batch_size=batch_size):  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from rich.console import Console
 from sync.config import Config, ConfigError, load_config
 from sync.engine import FatalRunError, SyncBusy, SyncEngine
 from sync.report import RunReport
+from sync.runtime import tune_gc
 from sync.store.state import StateStore
 from sync.views import print_report_details, report_table, rows_table
 
@@ -43,6 +44,12 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", envvar="ESPBRIDGE_CONFIG", help="The TOML config file."),
 ]
 OutputOption = Annotated[str, typer.Option("--output", "-o", help="text or json")]
+
+
+@app.callback()
+def _process_settings() -> None:
+    """espbridge: Segment and warehouse events into Klaviyo and Mailchimp, exactly once."""
+    tune_gc()
 
 
 def _load(path: Path) -> Config:

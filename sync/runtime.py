@@ -1,0 +1,17 @@
+"""Process settings for long batch work, applied by every `espbridge` command."""
+
+from __future__ import annotations
+
+import gc
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a process that streams messages.
+
+    Freezing moves everything imported so far (modules, pydantic schemas, the spec
+    validators) out of the collector's sight, so a full collection no longer rescans it;
+    a larger first-generation threshold stops the collector from running every 700
+    allocations while a batch of acyclic messages is built. Cycles are still collected.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
