@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -287,21 +288,30 @@ def sample(
     warehouse: Annotated[
         str | None, typer.Option(help="Also load a DuckDB warehouse at this path.")
     ] = None,
+    end_now: Annotated[
+        bool,
+        typer.Option(
+            "--end-now",
+            help="End the 45 days now (to try triggers, whose freshness is measured against "
+            "the clock). Default: fixed dates, byte-identical for a seed.",
+        ),
+    ] = False,
 ) -> None:
     """Write a deterministic e-commerce dataset in Segment spec (S3 layout and DuckDB)."""
     from connectors.sample import generate
 
-    result = generate(
+    manifest = generate(
         out_dir,
         events=events,
         seed=seed,
         warehouse_url=f"duckdb:///{warehouse}" if warehouse else None,
+        end=datetime.now(UTC) if end_now else None,
     )
+    where = f"{out_dir / manifest['source_path']}" + (f" and {warehouse}" if warehouse else "")
     out.print(
-        f"wrote {events:,} events under {out_dir}" + (f" and {warehouse}" if warehouse else "")
+        f"wrote {manifest['lines']:,} lines ({manifest['start']} to {manifest['end']}) to {where}"
     )
-    if result is not None:
-        out.print(str(result))
+    out.print("planted: " + ", ".join(f"{k} {v}" for k, v in sorted(manifest["counts"].items())))
 
 
 @app.command()

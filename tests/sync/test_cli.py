@@ -177,3 +177,11 @@ destinations = ["klaviyo"]
         app, ["run", "-c", str(config), "-o", "json", "--dry-run", "--dry-run-file", str(out)]
     )
     assert json.loads(again.stdout)[0]["counts"]["read"] == 1  # a dry run moved no cursor
+
+
+def test_sample_writes_the_s3_layout_and_reports_what_was_planted(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["sample", "--out", str(tmp_path), "--events", "1000"])
+    assert result.exit_code == 0, result.output
+    assert "planted: abandoned_carts" in result.stdout
+    files = list((tmp_path / "segment-logs").glob("*/*/*.gz"))
+    assert files and (tmp_path / "manifest.json").exists()
