@@ -47,12 +47,6 @@ ConfigOption = Annotated[
 OutputOption = Annotated[str, typer.Option("--output", "-o", help="text or json")]
 
 
-@app.callback()
-def _process_settings() -> None:
-    """espbridge: Segment and warehouse events into Klaviyo and Mailchimp, exactly once."""
-    tune_gc()
-
-
 def _load(path: Path) -> Config:
     try:
         return load_config(path)
@@ -364,5 +358,12 @@ def _mount_triggers() -> None:
 
 _mount_triggers()
 
-if __name__ == "__main__":
+
+def main() -> None:
+    """The `espbridge` program: process settings for streaming work, then the CLI."""
+    tune_gc()
     app()
+
+
+if __name__ == "__main__":
+    main()

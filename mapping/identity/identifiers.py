@@ -23,7 +23,7 @@ Identifier = tuple[str, str]
 
 MAX_VALUE_LENGTH = 500
 
-_MEMO_LIMIT = 200_000  # (kind, text) → normalized value; emptied when it grows past this
+_MEMO_LIMIT = 50_000  # (kind, text) → normalized value; emptied when it grows past this
 _MISS = object()
 
 

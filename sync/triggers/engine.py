@@ -75,6 +75,7 @@ class TriggerEngine:
         self._decider = Decider(self.triggers, self.settings, clock)
         self._children = {name: [t for t in specs if t.after == name] for name in self.triggers}
         self._handed_out: set[str] = set()
+        self._fired_starts: dict[str, Any] = {}
         self._pruned_at: datetime | None = None
         self._counts: Counter[str] = Counter()
 
@@ -153,6 +154,7 @@ class TriggerEngine:
         Returns:
             Newly fired emissions, plus fired ones never acknowledged (after a restart).
         """
+        self._fired_starts = {}  # only what this call decides (not a preview's)
         # One transaction: decisions, pruning and the read of what to send commit once.
         with self.store.engine.begin() as conn:
             limit = self.watermark(conn)
@@ -162,6 +164,11 @@ class TriggerEngine:
                 self._decide_in(conn, limit)
                 self._maybe_prune(conn, limit)
             rows = [r for r in store.undelivered(conn) if r["instance_id"] not in self._handed_out]
+        # Snapshots decoded while deciding are not decoded again (they can be large).
+        starts, self._fired_starts = self._fired_starts, {}
+        for row in rows:
+            if row["instance_id"] in starts:
+                row["start_obj"] = starts[row["instance_id"]]
         emissions = [emission_of(r) for r in rows]
         self._handed_out.update(e.instance_id for e in emissions)
         return emissions
@@ -186,6 +193,7 @@ class TriggerEngine:
             updates.append(self._update(row, decision, now))
             self._count(decision)
             if decision.status == "fired":
+                self._fired_starts[row["instance_id"]] = start_of(row)
                 children.extend(self._follow_ups(row))
                 if children:
                     horizon = min(c["due_at"] for c in children) - self.settings.priority_hold

@@ -221,13 +221,13 @@ def undelivered(conn: sa.Connection) -> list[dict[str, Any]]:
 
 def set_delivery(conn: sa.Connection, instance_ids: Sequence[str], delivery: str) -> None:
     """Record what the destinations did with fired emissions."""
-    t = trigger_instances
     for part in chunks(instance_ids):
-        conn.execute(
-            sa.update(t)
-            .where(t.c.instance_id.in_(part), t.c.status == "fired")
-            .values(delivery=delivery)
+        # By primary key: on the status index SQLite would walk every fired instance.
+        sql = (
+            f"UPDATE {trigger_instances.name} SET delivery = {_marks(conn)} "
+            f"WHERE instance_id IN ({_marks(conn, len(part))}) AND {_NOT_BY_STATUS} = 'fired'"
         )
+        conn.exec_driver_sql(sql, (delivery, *part))
 
 
 # cancels, counts, activity ------------------------------------------------------------
