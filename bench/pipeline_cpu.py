@@ -146,7 +146,7 @@ def make_stages(store: StateStore, settings: IdentitySettings) -> list[Stage]:
 STAGES: list[str] = ["parse", "identity", "triggers", "mapping", "fallback"]
 """Default stage order."""
 
-SEED_TRIGGERS = Path(__file__).resolve().parent.parent / "docs" / "readme" / "triggers.toml"
+SEED_TRIGGERS = Path(__file__).resolve().parent.parent / "config.example.toml"
 
 
 def triggers_stage(store: StateStore) -> Stage:
