@@ -216,7 +216,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=1000, help="events per second")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--batch", type=int, default=10, help="events per request")
+    parser.add_argument(
+        "--batch", type=int, default=100, help="events per request (analytics-python sends 100)"
+    )
     parser.add_argument("--senders", type=int, default=32, help="connections at most")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds, not measured")
     parser.add_argument("--child", nargs=3, metavar=("STATE_URL", "KLAVIYO_URL", "PORT"))
