@@ -115,7 +115,7 @@ class SyncEngine:
             sync=name, run_id=self.store.start_run(name, dry_run=dry_run), dry_run=dry_run
         )
         try:
-            await self._run(name, report, dry_run, max_batches, stop, on_batch, holder)
+            await self._run(name, report, dry_run, max_batches, stop, on_batch, (lock, holder))
             report.status = "completed"
         except AuthFailed as exc:
             report.status = "failed"
@@ -145,7 +145,7 @@ class SyncEngine:
         max_batches: int | None,
         stop: threading.Event | None,
         on_batch: Callable[[RunReport], None] | None,
-        holder: str,
+        held: tuple[str, str],
     ) -> None:
         sync = self.config.syncs[name]
         source = build_source(sync.source, self.config.sources[sync.source], self.store)
@@ -157,7 +157,7 @@ class SyncEngine:
             async for batch in batches:
                 await self._process(name, sync.source, batch, destinations, report, dry_run)
                 count += 1
-                self.store.refresh_lock(f"sync:{name}", holder, LOCK_TTL)
+                self.store.refresh_lock(*held, LOCK_TTL)
                 if on_batch:
                     on_batch(report)
                 if (max_batches and count >= max_batches) or (stop and stop.is_set()):

@@ -27,7 +27,6 @@ from sync.ingest.metrics import IngestMetrics
 from sync.ingest.settings import IngestSettings
 from sync.ingest.source import inbox_id
 from sync.store.inbox import inbox
-from sync.store.locks import release_dead_holder
 from sync.store.state import StateStore, as_utc
 
 log = logging.getLogger("espbridge.ingest")
@@ -155,8 +154,6 @@ class InboxWorker:
         self._wake = asyncio.Event()
         self._halt = asyncio.Event()
         next_tick = {s.name: 0.0 for s in self.syncs}
-        for sync in self.syncs:
-            release_dead_holder(self.store, sync.name)
         backoff = 0.0
         while not self.stopping.is_set():
             self._wake.clear()
@@ -198,10 +195,9 @@ class InboxWorker:
         try:
             return await self._run_once(sync), 0.0
         except Exception as exc:  # keep serving; the run record has the error
-            # `sync.engine.SyncBusy`, by name: the engine imports every connector.
+            # `sync.engine.SyncBusy`, by name: the engine imports every connector. The
+            # engine already took over a lock whose holder died, so this one is alive.
             if type(exc).__name__ == "SyncBusy":
-                if release_dead_holder(self.store, sync.name):
-                    return True, backoff  # go again at once
                 self.busy += 1  # another `serve` or a scheduled `run` is sending these
                 return False, max(backoff, _BUSY_RETRY_S)
             self.errors += 1

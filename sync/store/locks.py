@@ -1,7 +1,7 @@
 """Taking over a sync's lock from a process on this host that died holding it.
 
 The engine's lock outlives a `kill -9` of its holder until its TTL (minutes); a
-restarted `serve` must not wait that long. The holder is `host:pid:nonce`
+restarted `serve`, `run` or `schedule` must not wait that long. The holder is `host:pid:nonce`
 (`sync.engine`); a holder on this host whose pid no longer exists is dead.
 """
 
