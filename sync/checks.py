@@ -7,6 +7,7 @@ from typing import Any
 
 from sync.config import Config
 from sync.registry import build_destination, build_source
+from sync.store.state import StateStore
 
 CheckResult = tuple[str, bool, str]
 """(item, ok, detail): detail is a description when ok, else the exact reason."""
@@ -14,11 +15,16 @@ CheckResult = tuple[str, bool, str]
 
 async def run_checks(config: Config, *, templates: bool = False) -> list[CheckResult]:
     """Check the state store, each source and each destination; never raises."""
-    results: list[CheckResult] = [_check_state(config)]
-    for name, source in config.sources.items():
-        results.append(await asyncio.to_thread(_check_source, name, source, config))
+    state, store = _check_state(config)
+    results: list[CheckResult] = [state]
+    try:
+        for name, source in config.sources.items():
+            results.append(await asyncio.to_thread(_check_source, name, source, store))
+    finally:
+        if store is not None:
+            store.close()
     for name, destination in config.destinations.items():
-        results.extend(await _check_destination(name, destination, config, templates))
+        results.extend(await _check_destination(name, destination))
     if templates:
         results.extend(await _check_templates(config))
     for problem in _schedule_problems(config):
@@ -26,29 +32,25 @@ async def run_checks(config: Config, *, templates: bool = False) -> list[CheckRe
     return results
 
 
-def _check_state(config: Config) -> CheckResult:
-    from sync.store.state import StateStore
-
+def _check_state(config: Config) -> tuple[CheckResult, StateStore | None]:
     url = config.state.url
     shown = url.split("@")[-1]
     try:
         store = StateStore.open(url)
-        store.close()
     except Exception as exc:
-        return (f"state {shown}", False, f"{type(exc).__name__}: {exc}")
-    return (f"state {shown}", True, "reachable, schema up to date")
+        return (f"state {shown}", False, f"{type(exc).__name__}: {exc}"), None
+    return (f"state {shown}", True, "reachable, schema up to date"), store
 
 
-def _check_source(name: str, settings: Any, config: Config) -> CheckResult:
+def _check_source(name: str, settings: Any, store: StateStore | None) -> CheckResult:
     try:
-        return (f"source {name}", True, build_source(name, settings).check())
+        # The inbox source reads the state store; the others ignore it.
+        return (f"source {name}", True, build_source(name, settings, store).check())
     except Exception as exc:
         return (f"source {name}", False, f"{type(exc).__name__}: {exc}")
 
 
-async def _check_destination(
-    name: str, settings: Any, config: Config, templates: bool
-) -> list[CheckResult]:
+async def _check_destination(name: str, settings: Any) -> list[CheckResult]:
     results: list[CheckResult] = []
     try:
         destination = build_destination(name, settings)

@@ -185,3 +185,19 @@ def test_sample_writes_the_s3_layout_and_reports_what_was_planted(tmp_path: Path
     assert "planted: abandoned_carts" in result.stdout
     files = list((tmp_path / "segment-logs").glob("*/*/*.gz"))
     assert files and (tmp_path / "manifest.json").exists()
+
+
+def test_check_reaches_an_inbox_source_through_the_state_store(tmp_path: Path) -> None:
+    import asyncio
+
+    from sync.checks import run_checks
+    from sync.config import parse_config
+
+    config = parse_config(
+        {
+            "state": {"url": f"sqlite:///{tmp_path}/state.db"},
+            "sources": {"live": {"type": "inbox"}},
+        }
+    )
+    results = {item: (ok, detail) for item, ok, detail in asyncio.run(run_checks(config))}
+    assert results["source live"] == (True, "inbox: 0 messages, newest id 0")
