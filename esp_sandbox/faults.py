@@ -27,22 +27,12 @@ import random
 import re
 import threading
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 FaultKind = Literal[
     "429", "500", "502", "503", "reset_before", "reset_after", "slow", "timeout", "partial"
 ]
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "429",
-    "500",
-    "502",
-    "503",
-    "reset_before",
-    "reset_after",
-    "slow",
-    "timeout",
-    "partial",
-)
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 _DEFAULT_PARAM: dict[str, float] = {
     "429": 1.0,
     "slow": 1.0,
