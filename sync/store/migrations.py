@@ -24,7 +24,57 @@ def _create_all(conn: sa.Connection) -> None:
     schema.metadata.create_all(conn)
 
 
-STEPS: list[Step] = [_create_all]
+def _trigger_cancel_marks(conn: sa.Connection) -> None:
+    """Instances carry their earliest cancel; cancels and counts move to the journal.
+
+    Databases created by version 1 of this code lack the mark columns; the per-event
+    `trigger_cancels` and `trigger_counts` tables are replaced by `trigger_journal`
+    (created by `_create_all` after the steps). Pending instances get the earliest
+    stored cancel of their own customer before the old table goes.
+    """
+    inspector = sa.inspect(conn)
+    if inspector.has_table("trigger_instances"):
+        have = {c["name"] for c in inspector.get_columns("trigger_instances")}
+        added = {
+            "cancel_time": "BIGINT",
+            "cancel_message_id": "VARCHAR(400)",
+            "cancel_event": "VARCHAR(200)",
+            "cancel_also_start": "BOOLEAN",
+        }
+        for name, kind in added.items():
+            if name not in have:
+                conn.exec_driver_sql(f"ALTER TABLE trigger_instances ADD COLUMN {name} {kind}")
+    if inspector.has_table("trigger_cancels"):
+        _mark_pending(conn)
+    for old in ("trigger_cancels", "trigger_counts"):
+        if inspector.has_table(old):
+            conn.exec_driver_sql(f"DROP TABLE {old}")
+
+
+_EARLIEST = (
+    "(SELECT c.{column} FROM trigger_cancels c WHERE c.trigger = i.trigger "
+    "AND c.customer_id = i.customer_id AND c.entity_key IN (i.entity_key, '*') "
+    "AND c.event_time >= i.start_time AND c.event_time <= i.due_at "
+    "AND c.message_id <> i.start_message_id AND NOT (c.also_start "
+    "AND c.event_time = i.start_time AND c.message_id <= i.start_message_id) "
+    "ORDER BY c.event_time, c.message_id LIMIT 1)"
+)
+
+
+def _mark_pending(conn: sa.Connection) -> None:
+    sets = ", ".join(
+        f"{mark} = {_EARLIEST.format(column=column)}"
+        for mark, column in (
+            ("cancel_time", "event_time"),
+            ("cancel_message_id", "message_id"),
+            ("cancel_event", "event"),
+            ("cancel_also_start", "also_start"),
+        )
+    )
+    conn.exec_driver_sql(f"UPDATE trigger_instances AS i SET {sets} WHERE i.status = 'pending'")
+
+
+STEPS: list[Step] = [_create_all, _trigger_cancel_marks]
 """Migration steps; step i upgrades the schema from version i to i + 1."""
 
 

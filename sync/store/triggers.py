@@ -74,6 +74,11 @@ trigger_instances = sa.Table(
     sa.Column("emission", sa.LargeBinary, nullable=True),  # orjson: the emitted message
     sa.Column("delivery", sa.String(20), nullable=True),  # pending | delivered | rejected
     sa.Column("decided_at", Timestamp, nullable=True),
+    # The earliest cancel event seen in [start_time, due_at], set when it is observed.
+    sa.Column("cancel_time", Timestamp, nullable=True),
+    sa.Column("cancel_message_id", Key, nullable=True),
+    sa.Column("cancel_event", sa.String(200), nullable=True),
+    sa.Column("cancel_also_start", sa.Boolean, nullable=True),
     sa.Index("ix_trigger_instances_due", "status", "due_at"),
     sa.Index("ix_trigger_instances_customer", "customer_id", "due_at"),
     # Partial: only emissions awaiting an acknowledgement (a handful) are indexed.
@@ -85,30 +90,20 @@ trigger_instances = sa.Table(
     ),
 )
 
-trigger_cancels = sa.Table(
-    "trigger_cancels",
+trigger_journal = sa.Table(
+    "trigger_journal",
     metadata,
-    sa.Column("trigger", Name, primary_key=True),
-    sa.Column("customer_id", Key, primary_key=True),
-    sa.Column("entity_key", Key, primary_key=True),
-    sa.Column("event_time", Timestamp, primary_key=True),  # in the key: the lookup's range
-    sa.Column("message_id", Key, primary_key=True),
-    sa.Column("event", sa.String(200), nullable=False),
-    sa.Column("also_start", sa.Boolean, nullable=False),  # the event also starts this trigger
-    sa.Index("ix_trigger_cancels_key", "trigger", "entity_key", "event_time"),
-    sa.Index("ix_trigger_cancels_time", "event_time"),
-)
-
-trigger_counts = sa.Table(
-    "trigger_counts",
-    metadata,
-    sa.Column("trigger", Name, primary_key=True),
-    sa.Column("customer_id", Key, primary_key=True),
-    sa.Column("group_key", Key, primary_key=True),
-    sa.Column("event_time", Timestamp, primary_key=True),
-    sa.Column("message_id", Key, primary_key=True),
-    sa.Column("start", sa.LargeBinary, nullable=False),  # orjson: the event, should it qualify
-    sa.Index("ix_trigger_counts_time", "event_time"),
+    # Cancel and counted events, one row per observed batch and kind (orjson), instead
+    # of a row per event: the engine keeps the recent ones in memory (`sync.triggers.
+    # window`) and reads this table after a restart, or for an event older than that.
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("journal_id", Id, nullable=False, unique=True),  # batch digest + kind
+    sa.Column("kind", sa.String(10), nullable=False),  # cancel | count
+    sa.Column("min_time", Timestamp, nullable=False),
+    sa.Column("max_time", Timestamp, nullable=False),
+    sa.Column("entries", sa.LargeBinary, nullable=False),  # the events, without snapshots
+    sa.Column("starts", sa.LargeBinary, nullable=True),  # counted events' start snapshots
+    sa.Index("ix_trigger_journal_time", "kind", "max_time"),
 )
 
 trigger_activity = sa.Table(

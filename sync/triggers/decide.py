@@ -85,13 +85,11 @@ class Decider:
     def load(self, conn: sa.Connection, chunk: Sequence[dict[str, Any]]) -> Chunk:
         """Everything the chunk's decisions read, in a few queries.
 
-        First the cancels of every instance; the gates (stale, consent, quiet hours)
-        need nothing more. Caps, rivals and content are loaded only for the customers
-        of instances still in the running, which is usually few of them.
+        Cancels are marked on the instances as they are observed; the gates (stale,
+        consent, quiet hours) need nothing more. Caps, rivals and content are loaded
+        only for the customers of instances still in the running, usually few of them.
         """
-        global_triggers = [name for name in self.triggers if self._global(name)]
-        ids = [r["instance_id"] for r in chunk if self._cancellable(r["trigger"])]
-        cancels = store.earliest_cancels(conn, ids, global_triggers)
+        cancels = {r["instance_id"]: m for r in chunk if (m := store.mark_of(r)) is not None}
         gates: dict[str, Decision | None] = {}
         for row in chunk:
             trigger = self.triggers.get(row["trigger"])
@@ -108,12 +106,9 @@ class Decider:
             rivals = store.pending_between(conn, customers, first, last + hold)
             for row in rivals:
                 out.rivals[row["customer_id"]].append(row)
-            missing = [
-                r["instance_id"]
-                for r in rivals
-                if r["instance_id"] not in cancels and self._cancellable(r["trigger"])
-            ]
-            out.cancels.update(store.earliest_cancels(conn, missing, global_triggers))
+                mark = store.mark_of(row)
+                if mark is not None:
+                    out.cancels[row["instance_id"]] = mark
         for row in store.fired_since(conn, customers, first - self.cap_window):
             out.history[row["customer_id"]].append(row)
         wanting = {r["customer_id"] for r in live if self._wants_content(r["trigger"])}
@@ -121,14 +116,6 @@ class Decider:
             for row in store.activity_for(conn, wanting, first - self.lookback, last):
                 out.activity[row["customer_id"]].append(row)
         return out
-
-    def _global(self, trigger: str) -> bool:
-        found = self.triggers.get(trigger)
-        return found is not None and found.key_scope == "global" and bool(found.key)
-
-    def _cancellable(self, trigger: str) -> bool:
-        found = self.triggers.get(trigger)
-        return found is None or bool(found.cancel_on)
 
     def _wants_content(self, trigger: str) -> bool:
         found = self.triggers.get(trigger)

@@ -20,20 +20,25 @@ import sqlalchemy as sa
 from connectors.base import Customer
 from mapping.types import Message
 from sync.store.state import StateStore
-from sync.store.triggers import trigger_activity, trigger_cancels, trigger_counts, trigger_instances
-from sync.triggers import store
+from sync.store.triggers import from_micros, to_micros, trigger_activity, trigger_instances
+from sync.triggers import journal, store
 from sync.triggers.counting import qualified
 from sync.triggers.decide import Decider, Decision
 from sync.triggers.emit import Emission, emission_of, start_of
 from sync.triggers.matching import key_values
 from sync.triggers.observe import Observer, Rows, new_instance
 from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
+from sync.triggers.window import CancelEvent, CancelWindow, CountWindow, Span
 
 DELIVERED = frozenset({"delivered", "acknowledged", "fired", "sent"})
 _PRUNE_EVERY = timedelta(hours=6)
 _QUIET_MARGIN = timedelta(days=1)
 _FUTURE = timedelta(hours=1)
 """Event times further ahead of the wall clock do not advance the watermark."""
+_US = timedelta(microseconds=1)
+_MEMORY = timedelta(hours=6)
+"""Cancel and counted events at least this far behind the newest stay in memory; an
+older start (later than most sources ever are) reads the journal instead."""
 
 
 def _utcnow() -> datetime:
@@ -78,6 +83,13 @@ class TriggerEngine:
         self._fired_starts: dict[str, Any] = {}
         self._pruned_at: datetime | None = None
         self._counts: Counter[str] = Counter()
+        self._across = frozenset(t.name for t in specs if t.key_scope == "global" and t.key)
+        self._cancels = CancelWindow(self._across)
+        self._counted = CountWindow()
+        self._loaded = False
+        self._seq = 0  # the newest journal row the windows reflect
+        self._own: set[str] = set()  # journal rows this engine wrote, not yet seen by seq
+        self._staged: list[CancelEvent] = []  # a preview's cancels (never remembered)
 
     # observe ------------------------------------------------------------------------
 
@@ -86,26 +98,156 @@ class TriggerEngine:
 
         Written in one transaction with insert-or-ignore on deterministic keys, so a
         crash between this and the batch commit (the batch is read again) neither
-        loses nor doubles an instance.
+        loses nor doubles an instance. The in-memory windows learn the batch only
+        once it is committed.
         """
         rows = self._observer.rows(messages, customers)
         with self.store.engine.begin() as conn:
-            self._write(conn, rows)
+            ids = self._write(conn, rows)
+        self._remember(rows, ids)
         self._counts["started"] += sum(1 for r in rows.instances if r["status"] == "pending")
         self._counts["suppressed.no_key"] += sum(1 for r in rows.instances if r["reason"])
 
-    def _write(self, conn: sa.Connection, rows: Rows) -> None:
-        store.insert_ignore(conn, trigger_cancels, rows.cancels)
+    def _write(self, conn: sa.Connection, rows: Rows) -> tuple[str | None, str | None]:
+        self._sync(conn)
+        ids = journal.write_cancels(conn, rows.cancels), journal.write_counts(conn, rows.counts)
+        store.mark_cancelled(conn, rows.cancels, self._across)  # earlier batches' instances
         store.insert_ignore(conn, trigger_activity, rows.activity)
-        store.insert_ignore(conn, trigger_instances, rows.instances)
         if rows.counts:
-            store.insert_ignore(conn, trigger_counts, rows.counts)
-            counted = qualified(conn, self.triggers, rows.counts)
-            store.insert_ignore(conn, trigger_instances, counted)
+            counted = qualified(conn, self.triggers, rows.counts, self._counted, ids[1])
+            rows.instances.extend(counted)
             self._counts["started"] += len(counted)
+        self._mark_new(conn, rows.instances, rows.cancels)
+        store.insert_ignore(conn, trigger_instances, rows.instances)
         if rows.latest is not None:
             # A device with a wrong clock must not decide every pending instance at once.
             store.raise_max_event_time(conn, min(rows.latest, self.clock() + _FUTURE))
+        return ids
+
+    # cancel and count windows -----------------------------------------------------------
+
+    def _mark_new(
+        self, conn: sa.Connection, instances: list[dict[str, Any]], batch: Sequence[CancelEvent]
+    ) -> None:
+        """Give new pending instances the earliest cancel already observed (or in `batch`)."""
+        spans = [(row, span) for row in instances if (span := self._span(row)) is not None]
+        if not spans:
+            return
+        recent = CancelWindow(self._across)
+        recent.add([*batch, *self._staged])
+        older = [span for _row, span in spans if not self._cancels.covers(span)]
+        journaled = self._journaled(conn, older)
+        for row, span in spans:
+            memory = self._cancels if self._cancels.covers(span) else journaled
+            found = [memory.earliest(span), recent.earliest(span)]
+            best = min((f for f in found if f), key=lambda e: (e[3], e[4]), default=None)
+            if best is not None:
+                row["cancel_time"] = from_micros(best[3])
+                row["cancel_message_id"] = best[4]
+                row["cancel_event"] = best[5]
+                row["cancel_also_start"] = best[6]
+
+    def _span(self, row: Mapping[str, Any]) -> Span | None:
+        trigger = self.triggers.get(row["trigger"])
+        if row["status"] != "pending" or trigger is None or not trigger.cancel_on:
+            return None
+        return Span(
+            row["trigger"],
+            row["customer_id"],
+            row["entity_key"],
+            to_micros(row["start_time"]),
+            to_micros(row["due_at"]),
+            row["start_message_id"],
+        )
+
+    def _journaled(self, conn: sa.Connection, spans: Sequence[Span]) -> CancelWindow:
+        """Cancel events for instances older than memory holds (events later than the
+        lateness contract), read from the journal once for all of them."""
+        found = CancelWindow(self._across)
+        if spans:
+            lo, hi = min(s.start for s in spans), max(s.due for s in spans)
+            for row in journal.rows_between(conn, journal.CANCEL, lo, hi):
+                found.add(row.cancels())
+        return found
+
+    def _sync(self, conn: sa.Connection) -> None:
+        """Load the windows on first use; later, add what other engines journaled."""
+        if not self._loaded:
+            self._load(conn)
+            return
+        newer = journal.newer_ids(conn, self._seq)
+        if not newer:
+            return
+        self._seq = newer[-1][0]
+        foreign = [jid for _seq, jid in newer if jid not in self._own]
+        self._own.difference_update(jid for _seq, jid in newer)
+        for row in journal.rows_by_id(conn, foreign):
+            self._add_row(row)
+        latest = store.max_event_time(conn)
+        if latest is not None:
+            self._advance(to_micros(latest))
+
+    def _load(self, conn: sa.Connection) -> None:
+        latest = store.max_event_time(conn)
+        frontier = None if latest is None else to_micros(latest)
+        cancel_floors, count_floors = self._floors(frontier)
+        self._cancels.floors.at.update(cancel_floors)
+        self._counted.floors.at.update(count_floors)
+        self._seq = journal.newest_seq(conn)
+        lows = [*cancel_floors.values(), *count_floors.values()]
+        if frontier is not None and lows:
+            for kind in (journal.CANCEL, journal.COUNT):
+                for row in journal.rows_between(conn, kind, min(lows), frontier + 2**40):
+                    self._add_row(row)
+        self._loaded = True
+
+    def _add_row(self, row: journal.Row) -> None:
+        if row.kind == journal.CANCEL:
+            self._cancels.add(e for e in row.cancels() if self._cancels.floors.covers(e[0], e[3]))
+        else:
+            events = row.counts()
+            self._counted.add(
+                (e for e in events if self._counted.floors.covers(e[0], e[3])), row.journal_id
+            )
+
+    def _remember(self, rows: Rows, ids: tuple[str | None, str | None]) -> None:
+        """After the commit: the batch joins the windows, which move on with the clock."""
+        self._cancels.add(rows.cancels)
+        self._counted.add((c.event for c in rows.counts), ids[1] or "")
+        self._own.update(i for i in ids if i)
+        if rows.latest is not None:
+            self._advance(to_micros(min(rows.latest, self.clock() + _FUTURE)))
+
+    def _advance(self, frontier: int) -> None:
+        cancel_floors, count_floors = self._floors(frontier)
+        self._cancels.advance(cancel_floors, self._sweep_steps)
+        self._counted.advance(count_floors, self._sweep_steps)
+
+    def _floors(self, frontier: int | None) -> tuple[dict[str, int], dict[str, int]]:
+        """Per trigger, from when cancel and counted events must stay in memory.
+
+        A start is never later than the allowed lateness behind the newest event, so
+        it needs cancels from there on; a follow-up starts from its parent's start,
+        a chain of waits (and a day of quiet hours each) further back; a counted
+        event needs its window before that.
+        """
+        if frontier is None:
+            return {}, {}
+        lateness = max(self.settings.allowed_lateness + self.settings.priority_hold, _MEMORY)
+        cancels, counts = {}, {}
+        for name, trigger in self.triggers.items():
+            back = lateness
+            if trigger.after is not None:
+                back += self._chain_wait(trigger) - trigger.wait + _QUIET_MARGIN
+            cancels[name] = frontier - back // _US
+            if trigger.count is not None:
+                counts[name] = frontier - (lateness + trigger.count.within) // _US
+        return cancels, counts
+
+    @property
+    def _sweep_steps(self) -> dict[str, int]:
+        step = max(self.settings.allowed_lateness, timedelta(minutes=1)) // _US
+        return dict.fromkeys(self.triggers, step)
 
     # watermark ----------------------------------------------------------------------
 
@@ -132,7 +274,9 @@ class TriggerEngine:
         with self.store.engine.connect() as conn:
             trans = conn.begin()
             try:
-                self._write(conn, self._observer.rows(messages, customers))
+                observed = self._observer.rows(messages, customers)
+                self._staged = list(observed.cancels)  # follow-ups need them; not remembered
+                self._write(conn, observed)
                 limit = self.watermark(conn)
                 if limit is not None:
                     self._decide_in(conn, limit)
@@ -140,6 +284,7 @@ class TriggerEngine:
             finally:
                 trans.rollback()
                 self._counts = counts
+                self._staged = []
         return [emission_of(r) for r in rows]
 
     # decide -------------------------------------------------------------------------
@@ -194,7 +339,9 @@ class TriggerEngine:
             self._count(decision)
             if decision.status == "fired":
                 self._fired_starts[row["instance_id"]] = start_of(row)
-                children.extend(self._follow_ups(row))
+                born = self._follow_ups(row)
+                self._mark_new(conn, born, ())
+                children.extend(born)
                 if children:
                     horizon = min(c["due_at"] for c in children) - self.settings.priority_hold
         store.record_decisions(conn, updates)

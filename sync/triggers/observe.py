@@ -14,10 +14,13 @@ from typing import Any
 from connectors.base import Customer
 from mapping.paths import get_path
 from mapping.types import Message
+from sync.store.triggers import to_micros
 from sync.triggers.emit import data_view, dumps, snapshot
+from sync.triggers.journal import Counted
 from sync.triggers.matching import ANY_KEY, EventIndex, instance_id, key_values
 from sync.triggers.schedule import plan_due
 from sync.triggers.settings import Activity, TriggerSettings
+from sync.triggers.window import CancelEvent
 
 PRODUCT_FIELDS = ("name", "sku", "url", "image_url", "price", "currency", "category", "brand")
 
@@ -27,8 +30,8 @@ class Rows:
     """Rows one batch adds to the trigger tables."""
 
     instances: list[dict[str, Any]] = field(default_factory=list)
-    cancels: list[dict[str, Any]] = field(default_factory=list)
-    counts: list[dict[str, Any]] = field(default_factory=list)
+    cancels: list[CancelEvent] = field(default_factory=list)
+    counts: list[Counted] = field(default_factory=list)
     activity: list[dict[str, Any]] = field(default_factory=list)
     latest: datetime | None = None
 
@@ -68,6 +71,10 @@ def new_instance(
         "emission": None,
         "delivery": None,
         "decided_at": None,
+        "cancel_time": None,
+        "cancel_message_id": None,
+        "cancel_event": None,
+        "cancel_also_start": None,
     }
 
 
@@ -114,16 +121,14 @@ class Observer:
                 )
                 if not group:
                     continue  # cannot count toward "the same value" without a value
-                out.counts.append(
-                    {
-                        "trigger": trigger.name,
-                        "customer_id": customer.customer_id,
-                        "group_key": group[0],
-                        "message_id": message.message_id,
-                        "event_time": message.timestamp,
-                        "start": blob,
-                    }
+                event = (
+                    trigger.name,
+                    customer.customer_id,
+                    group[0],
+                    to_micros(message.timestamp),
+                    message.message_id,
                 )
+                out.counts.append(Counted(event, blob))
                 continue
             keys = key_values(message.raw, trigger.key) if trigger.key else []
             out.instances.append(
@@ -147,21 +152,16 @@ class Observer:
         starts: set[str],
         out: Rows,
     ) -> None:
+        at = to_micros(message.timestamp)
+        event = (message.event or "")[:200]
         for trigger in triggers:
             keys = [""]
             if trigger.key:
                 keys = key_values(message.raw, trigger.cancel_paths) or [ANY_KEY]
+            also = trigger.name in starts
             for key in keys:
                 out.cancels.append(
-                    {
-                        "trigger": trigger.name,
-                        "customer_id": customer.customer_id,
-                        "entity_key": key,
-                        "message_id": message.message_id,
-                        "event_time": message.timestamp,
-                        "event": (message.event or "")[:200],
-                        "also_start": trigger.name in starts,
-                    }
+                    (trigger.name, customer.customer_id, key, at, message.message_id, event, also)
                 )
 
     def _activity(self, message: Message, customer: Customer, out: Rows) -> None:

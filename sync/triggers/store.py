@@ -15,12 +15,11 @@ from sync.store.triggers import (
     from_micros,
     to_micros,
     trigger_activity,
-    trigger_cancels,
     trigger_clock,
-    trigger_counts,
     trigger_instances,
 )
 from sync.triggers.matching import ANY_KEY
+from sync.triggers.window import CancelEvent
 
 CHUNK = 500
 
@@ -92,7 +91,7 @@ _INSTANCE_COLUMNS = tuple(c.name for c in trigger_instances.columns)
 _LIGHT_COLUMNS = tuple(n for n in _INSTANCE_COLUMNS if n not in ("start", "emission", "detail"))
 _TIME_COLUMNS = frozenset(
     c.name
-    for table in (trigger_instances, trigger_cancels, trigger_counts, trigger_activity)
+    for table in (trigger_instances, trigger_activity)
     for c in table.columns
     if isinstance(c.type, Micros)
 )
@@ -230,123 +229,69 @@ def set_delivery(conn: sa.Connection, instance_ids: Sequence[str], delivery: str
         conn.exec_driver_sql(sql, (delivery, *part))
 
 
-# cancels, counts, activity ------------------------------------------------------------
+# cancels and activity ------------------------------------------------------------------
 
 
-def earliest_cancels(
-    conn: sa.Connection, instance_ids: Iterable[str], global_triggers: Iterable[str]
-) -> dict[str, dict[str, Any]]:
-    """The earliest cancel event of each instance, if any, with event time in [start, due].
+def _mark_sql(conn: sa.Connection, scope: str) -> str:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        f"UPDATE {trigger_instances.name} SET cancel_time = {mark}, "
+        f"cancel_message_id = {mark}, cancel_event = {mark}, cancel_also_start = {mark} "
+        f"WHERE {scope} AND trigger = {mark} AND due_at >= {mark} AND start_time <= {mark} "
+        f"AND {_NOT_BY_STATUS} = 'pending' AND start_message_id <> {mark} "
+        f"AND NOT ({mark} AND start_time = {mark} AND start_message_id >= {mark}) "
+        f"AND (cancel_time IS NULL OR cancel_time > {mark} "
+        f"OR (cancel_time = {mark} AND cancel_message_id > {mark}))"
+    )
 
-    A cancel event matches the instance's trigger, the customer (or, for triggers with
-    `key_scope = "global"`, the entity key across customers) and the entity key (or
-    `*`: a cancel event without the key). An event that also starts the trigger does
-    not cancel an instance that started at the same time with a greater message id.
 
-    Each scope is its own correlated subquery that walks one primary-key (or key index)
-    range in (event time, message id) order, so finding the earliest is a seek, and it
-    returns the whole cancel event packed in one value, so no second read is needed.
+def mark_cancelled(
+    conn: sa.Connection, events: Sequence[CancelEvent], across: frozenset[str]
+) -> None:
+    """Record cancel events on the stored pending instances they cancel.
+
+    Each instance keeps the earliest (event time, message id) cancel in its
+    [start_time, due_at], as `sync.triggers.window.cancels` defines it: the same
+    customer with the same entity key, or `*` (a cancel event without the key); for
+    triggers in `across` (`key_scope = "global"`) also the same key of any customer.
     """
-    ids = sorted(set(instance_ids))
-    found = _earliest_in(conn, ids, _LOCAL)
-    scoped = sorted(set(global_triggers))
-    if scoped:
-        across = _earliest_in(conn, ids, _ACROSS, scoped)
-        for iid, event in across.items():
-            known = found.get(iid)
-            if known is None or _order(event) < _order(known):
-                found[iid] = event
-    return found
+    if not events:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    local = f"customer_id = {mark} AND (entity_key = {mark} OR {mark} = '{ANY_KEY}')"
+    params = [
+        (at, mid, event, also, customer, key, key, trigger, at, at, mid, also, at, mid, at, at, mid)
+        for trigger, customer, key, at, mid, event, also in events
+    ]
+    conn.exec_driver_sql(_mark_sql(conn, local), params)
+    wide = [
+        (at, mid, event, also, key, trigger, at, at, mid, also, at, mid, at, at, mid)
+        for trigger, _customer, key, at, mid, event, also in events
+        if trigger in across and key != ANY_KEY
+    ]
+    if wide:
+        conn.exec_driver_sql(_mark_sql(conn, f"entity_key = {mark}"), wide)
 
 
-_LOCAL = f"c.customer_id = i.customer_id AND c.entity_key IN (i.entity_key, '{ANY_KEY}')"
-_ACROSS = "c.entity_key = i.entity_key"
-# message_id is length-prefixed: ids and event names may hold any character.
-_PACKED = (
-    "CAST(c.event_time AS TEXT) || ':' || CAST(CAST(c.also_start AS INTEGER) AS TEXT) || ':' "
-    "|| CAST(LENGTH(c.message_id) AS TEXT) || ':' || c.message_id || c.event"
-)
-
-
-def _order(event: Mapping[str, Any]) -> tuple[datetime, str]:
-    return event["event_time"], event["message_id"]
-
-
-def _earliest_in(
-    conn: sa.Connection, instance_ids: list[str], scope: str, triggers: Sequence[str] = ()
-) -> dict[str, dict[str, Any]]:
-    """Instance id → its earliest cancel event within `scope` (SQL over `c` and `i`)."""
-    out: dict[str, dict[str, Any]] = {}
-    only = f" AND i.trigger IN ({_marks(conn, len(triggers))})" if triggers else ""
-    for part in chunks(instance_ids):
-        sql = (
-            f"SELECT i.instance_id, i.trigger, (SELECT {_PACKED} "
-            f"FROM {trigger_cancels.name} c WHERE c.trigger = i.trigger AND {scope} "
-            "AND c.event_time >= i.start_time AND c.event_time <= i.due_at "
-            "AND c.message_id <> i.start_message_id AND NOT (c.also_start "
-            "AND c.event_time = i.start_time AND c.message_id <= i.start_message_id) "
-            "ORDER BY c.event_time, c.message_id LIMIT 1) "
-            f"FROM {trigger_instances.name} i WHERE i.instance_id IN ({_marks(conn, len(part))})"
-            f"{only}"
-        )
-        for iid, trigger, packed in conn.exec_driver_sql(sql, (*part, *triggers)).fetchall():
-            if packed is not None:
-                out[iid] = _unpack(trigger, packed)
-    return out
-
-
-def _unpack(trigger: str, packed: str) -> dict[str, Any]:
-    at, also, size, rest = packed.split(":", 3)
-    length = int(size)
+def mark_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The instance's earliest cancel event (as the decision explains it), if any."""
+    if row.get("cancel_time") is None:
+        return None
     return {
-        "trigger": trigger,
-        "message_id": rest[:length],
-        "event": rest[length:],
-        "event_time": from_micros(int(at)),
-        "also_start": bool(int(also)),
+        "trigger": row["trigger"],
+        "message_id": row["cancel_message_id"],
+        "event": row["cancel_event"],
+        "event_time": row["cancel_time"],
+        "also_start": bool(row["cancel_also_start"]),
     }
 
 
-def count_rows(
-    conn: sa.Connection, trigger: str, customers: Iterable[str], lo: datetime, hi: datetime
-) -> list[dict[str, Any]]:
-    """Counted events of one trigger for these customers in [lo, hi], without snapshots.
-
-    The `start` snapshot of the few that qualify comes from `count_starts`.
-    """
-    names = ("trigger", "customer_id", "group_key", "event_time", "message_id")
-    out: list[dict[str, Any]] = []
-    mark = _marks(conn)
-    for part in chunks(customers):
-        sql = (
-            f"SELECT {', '.join(names)} FROM {trigger_counts.name} WHERE trigger = {mark} "
-            f"AND customer_id IN ({_marks(conn, len(part))}) "
-            f"AND event_time >= {mark} AND event_time <= {mark}"
-        )
-        params = (trigger, *part, to_micros(lo), to_micros(hi))
-        out.extend(_fetch(conn, sql, params, names))
-    return out
-
-
-def count_starts(
-    conn: sa.Connection, trigger: str, events: Sequence[Mapping[str, Any]]
-) -> dict[tuple[str, str, datetime, str], bytes]:
-    """The `start` snapshots of these counted events of one trigger, by primary key."""
-    names = ("customer_id", "group_key", "event_time", "message_id", "start")
-    out: dict[tuple[str, str, datetime, str], bytes] = {}
-    mark = _marks(conn)
-    for part in chunks(e["customer_id"] for e in events):
-        inside = set(part)
-        for few in chunks(e["message_id"] for e in events if e["customer_id"] in inside):
-            sql = (
-                f"SELECT {', '.join(names)} FROM {trigger_counts.name} WHERE trigger = {mark} "
-                f"AND customer_id IN ({_marks(conn, len(part))}) "
-                f"AND message_id IN ({_marks(conn, len(few))})"
-            )
-            for row in _fetch(conn, sql, (trigger, *part, *few), names):
-                key = (row["customer_id"], row["group_key"], row["event_time"], row["message_id"])
-                out[key] = row["start"]
-    return out
+def ensure_key_index(conn: sa.Connection) -> None:
+    """An index for cancels across customers, created only when a trigger needs it."""
+    conn.exec_driver_sql(
+        f"CREATE INDEX IF NOT EXISTS ix_trigger_instances_entity "
+        f"ON {trigger_instances.name} (entity_key, due_at)"
+    )
 
 
 def activity_for(
@@ -365,10 +310,10 @@ def activity_for(
 
 def prune(conn: sa.Connection, cutoffs: Mapping[str, datetime]) -> None:
     """Delete rows no pending instance can need any more (see `TriggerEngine._cutoffs`)."""
-    conn.execute(
-        sa.delete(trigger_cancels).where(trigger_cancels.c.event_time < cutoffs["cancels"])
-    )
-    conn.execute(sa.delete(trigger_counts).where(trigger_counts.c.event_time < cutoffs["counts"]))
+    from sync.triggers import journal  # journal builds on this module's neighbours
+
+    journal.prune(conn, journal.CANCEL, to_micros(cutoffs["cancels"]))
+    journal.prune(conn, journal.COUNT, to_micros(cutoffs["counts"]))
     conn.execute(
         sa.delete(trigger_activity).where(trigger_activity.c.event_time < cutoffs["activity"])
     )

@@ -1,0 +1,179 @@
+"""Recent cancel and counted events in memory: a cache over `trigger_journal`.
+
+A pending instance learns its cancel when the cancel is observed (a mark on its row),
+so cancel events are needed only for instances created later: starts arriving out of
+order (never more than the allowed lateness behind the newest event), follow-ups
+created when their parent fires, and counted instances. Counted events are needed
+only inside their window. So each trigger keeps in memory the events newer than its
+*floor*; a lookup reaching below the floor (an event later than the contract allows)
+reads the journal instead, and gets the same answer.
+
+Times are integer microseconds (`sync.store.triggers.to_micros`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from sync.triggers.matching import ANY_KEY
+
+NEVER = -(2**62)
+"""A floor below every event: the window holds everything ever observed."""
+
+CancelEvent = tuple[str, str, str, int, str, str, bool]
+"""(trigger, customer id, entity key or `*`, event time, message id, event, also starts)."""
+
+CountEvent = tuple[str, str, str, int, str]
+"""(trigger, customer id, group key, event time, message id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """What a cancel must fall in to cancel one instance (times in microseconds)."""
+
+    trigger: str
+    customer_id: str
+    entity_key: str
+    start: int
+    due: int
+    start_message_id: str
+
+
+def cancels(event: CancelEvent, span: Span) -> bool:
+    """True when `event` cancels an instance of `span` (trigger and scope already match).
+
+    Its time is in [start, due], it is not the start itself, and an event that also
+    starts the trigger does not cancel an instance that started at the same time
+    with a greater message id (the later start supersedes, not the other way round).
+    """
+    _, _, _, at, message_id, _, also = event
+    if not span.start <= at <= span.due or message_id == span.start_message_id:
+        return False
+    return not (also and at == span.start and message_id <= span.start_message_id)
+
+
+def earliest(events: Iterable[CancelEvent], span: Span, *, across: bool) -> CancelEvent | None:
+    """The earliest (time, message id) of `events` that cancels `span`'s instance.
+
+    Args:
+        events: Cancel events of the span's trigger.
+        span: The instance.
+        across: The trigger has `key_scope = "global"`: the same entity key of any
+            customer cancels too.
+    """
+    best: CancelEvent | None = None
+    for event in events:
+        same_customer = event[1] == span.customer_id
+        if same_customer and event[2] in (span.entity_key, ANY_KEY):
+            pass
+        elif not (across and event[2] == span.entity_key):
+            continue
+        if cancels(event, span) and (best is None or (event[3], event[4]) < (best[3], best[4])):
+            best = event
+    return best
+
+
+@dataclass(slots=True)
+class _Floors:
+    """Per trigger, the time from which the window holds every observed event."""
+
+    at: dict[str, int] = field(default_factory=dict)
+    swept: dict[str, int] = field(default_factory=dict)
+
+    def covers(self, trigger: str, moment: int) -> bool:
+        return moment >= self.at.get(trigger, NEVER)
+
+    def raise_to(self, floors: Mapping[str, int], step: Mapping[str, int]) -> list[str]:
+        """Raise floors; the triggers whose entries are due a sweep (every `step`)."""
+        out = []
+        for trigger, floor in floors.items():
+            if floor > self.at.get(trigger, NEVER):
+                self.at[trigger] = floor
+            if self.at[trigger] - self.swept.get(trigger, NEVER) >= step.get(trigger, 0):
+                self.swept[trigger] = self.at[trigger]
+                out.append(trigger)
+        return out
+
+
+class CancelWindow:
+    """Cancel events newer than each trigger's floor, by customer and by entity key."""
+
+    def __init__(self, across: Iterable[str] = ()) -> None:
+        self.across = frozenset(across)
+        self.floors = _Floors()
+        self._by_customer: dict[tuple[str, str], dict[tuple[str, int, str], CancelEvent]] = {}
+        self._by_key: dict[tuple[str, str], dict[tuple[str, int, str], CancelEvent]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(bucket) for bucket in self._by_customer.values())
+
+    def add(self, events: Iterable[CancelEvent]) -> None:
+        """Remember events (each once, however often observed)."""
+        for event in events:
+            trigger, customer, key, at, message_id = event[:5]
+            slot = (customer, at, message_id) if trigger in self.across else None
+            self._by_customer.setdefault((trigger, customer), {})[(key, at, message_id)] = event
+            if slot is not None and key != ANY_KEY:
+                self._by_key.setdefault((trigger, key), {})[slot] = event
+
+    def covers(self, span: Span) -> bool:
+        """True when every cancel event that could cancel `span` is in memory."""
+        return self.floors.covers(span.trigger, span.start)
+
+    def earliest(self, span: Span) -> CancelEvent | None:
+        """The earliest remembered cancel of the span's instance."""
+        bucket = self._by_customer.get((span.trigger, span.customer_id))
+        if span.trigger not in self.across:
+            return earliest(bucket.values(), span, across=False) if bucket else None
+        events = list(bucket.values()) if bucket else []
+        events += self._by_key.get((span.trigger, span.entity_key), {}).values()
+        return earliest(events, span, across=True)
+
+    def advance(self, floors: Mapping[str, int], step: Mapping[str, int]) -> None:
+        """Raise the floors and forget events below them (swept every `step` of time)."""
+        for trigger in self.floors.raise_to(floors, step):
+            floor = self.floors.at[trigger]
+            for index in (self._by_customer, self._by_key):
+                for bucket_key in [k for k in index if k[0] == trigger]:
+                    bucket = index[bucket_key]
+                    for slot in [s for s, e in bucket.items() if e[3] < floor]:
+                        del bucket[slot]
+                    if not bucket:
+                        del index[bucket_key]
+
+
+class CountWindow:
+    """Counted events newer than each trigger's floor, by (customer, group)."""
+
+    def __init__(self) -> None:
+        self.floors = _Floors()
+        # (trigger, customer, group) → (time, message id) → journal id holding its start.
+        self._groups: dict[tuple[str, str, str], dict[tuple[int, str], str]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(group) for group in self._groups.values())
+
+    def add(self, events: Iterable[CountEvent], journal_id: str) -> None:
+        """Remember counted events and the journal row that holds their starts."""
+        for trigger, customer, group, at, message_id in events:
+            self._groups.setdefault((trigger, customer, group), {})[(at, message_id)] = journal_id
+
+    def covers(self, trigger: str, moment: int) -> bool:
+        """True when every counted event of `trigger` at or after `moment` is in memory."""
+        return self.floors.covers(trigger, moment)
+
+    def events(self, trigger: str, customer: str, group: str) -> dict[tuple[int, str], str]:
+        """(time, message id) → journal id of the group's remembered events."""
+        return self._groups.get((trigger, customer, group), {})
+
+    def advance(self, floors: Mapping[str, int], step: Mapping[str, int]) -> None:
+        """Raise the floors and forget events below them (swept every `step` of time)."""
+        for trigger in self.floors.raise_to(floors, step):
+            floor = self.floors.at[trigger]
+            for key in [k for k in self._groups if k[0] == trigger]:
+                group = self._groups[key]
+                for slot in [s for s in group if s[0] < floor]:
+                    del group[slot]
+                if not group:
+                    del self._groups[key]
