@@ -28,9 +28,12 @@ def _trigger_cancel_marks(conn: sa.Connection) -> None:
     """Instances carry their earliest cancel; cancels and counts move to the journal.
 
     Databases created by version 1 of this code lack the mark columns; the per-event
-    `trigger_cancels` and `trigger_counts` tables are replaced by `trigger_journal`
-    (created by `_create_all` after the steps). Pending instances get the earliest
-    stored cancel of their own customer before the old table goes.
+    `trigger_cancels` and `trigger_counts` tables are replaced by `trigger_journal`,
+    and `trigger_activity` holds one row per customer and batch (both created by
+    `_create_all` after the steps; product activity seen before the upgrade is not
+    carried over, so recommendations fall back to the bestsellers until new views).
+    Pending instances get the earliest stored cancel of their own customer before the
+    old table goes.
     """
     inspector = sa.inspect(conn)
     if inspector.has_table("trigger_instances"):
@@ -44,9 +47,13 @@ def _trigger_cancel_marks(conn: sa.Connection) -> None:
         for name, kind in added.items():
             if name not in have:
                 conn.exec_driver_sql(f"ALTER TABLE trigger_instances ADD COLUMN {name} {kind}")
+        conn.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS ix_trigger_instances_marked ON trigger_instances "
+            "(cancel_time) WHERE status = 'pending' AND cancel_time IS NOT NULL"
+        )
     if inspector.has_table("trigger_cancels"):
         _mark_pending(conn)
-    for old in ("trigger_cancels", "trigger_counts"):
+    for old in ("trigger_cancels", "trigger_counts", "trigger_activity"):
         if inspector.has_table(old):
             conn.exec_driver_sql(f"DROP TABLE {old}")
 

@@ -81,6 +81,13 @@ trigger_instances = sa.Table(
     sa.Column("cancel_also_start", sa.Boolean, nullable=True),
     sa.Index("ix_trigger_instances_due", "status", "due_at"),
     sa.Index("ix_trigger_instances_customer", "customer_id", "due_at"),
+    # Partial: pending instances already holding a cancel, decided once it is final.
+    sa.Index(
+        "ix_trigger_instances_marked",
+        "cancel_time",
+        sqlite_where=sa.text("status = 'pending' AND cancel_time IS NOT NULL"),
+        postgresql_where=sa.text("status = 'pending' AND cancel_time IS NOT NULL"),
+    ),
     # Partial: only emissions awaiting an acknowledgement (a handful) are indexed.
     sa.Index(
         "ix_trigger_instances_undelivered",
@@ -109,13 +116,14 @@ trigger_journal = sa.Table(
 trigger_activity = sa.Table(
     "trigger_activity",
     metadata,
+    # Product views and purchases for content blocks: one row per customer and batch
+    # (orjson items), read only for the customers of firing instances.
     sa.Column("customer_id", Key, primary_key=True),
-    sa.Column("event_time", Timestamp, primary_key=True),
-    sa.Column("kind", sa.String(10), primary_key=True),  # viewed | bought
-    sa.Column("product_id", Key, primary_key=True),
-    sa.Column("message_id", Key, primary_key=True),
-    sa.Column("product", sa.LargeBinary, nullable=False),  # orjson
-    sa.Index("ix_trigger_activity_time", "event_time"),
+    sa.Column("journal_id", Id, primary_key=True),  # digest of the items
+    sa.Column("min_time", Timestamp, nullable=False),
+    sa.Column("max_time", Timestamp, nullable=False),
+    sa.Column("items", sa.LargeBinary, nullable=False),
+    sa.Index("ix_trigger_activity_time", "max_time"),
 )
 
 trigger_clock = sa.Table(

@@ -126,6 +126,14 @@ class Decider:
         """The earliest cancel event of this instance with event time in [start, due]."""
         return chunk.cancels.get(row["instance_id"])
 
+    @staticmethod
+    def cancelled(cancel: Mapping[str, Any]) -> Decision:
+        """The decision for an instance whose earliest cancel event is `cancel`."""
+        detail = f"{cancel['event']} {cancel['message_id']} at {cancel['event_time'].isoformat()}"
+        # A later start of the same trigger restarts the wait (the cart is still in use).
+        reason = "superseded" if cancel["also_start"] else "cancel_event"
+        return Decision("cancelled", reason, detail)
+
     def decide(self, row: dict[str, Any], chunk: Chunk, decided: set[str]) -> Decision:
         """Decide one instance; on firing, record it in the chunk's cap history."""
         trigger = self.triggers.get(row["trigger"])
@@ -133,12 +141,7 @@ class Decider:
             return Decision("suppressed", "unknown_trigger", "the trigger is no longer configured")
         cancel = self.cancelled_by(row, chunk)
         if cancel is not None:
-            detail = (
-                f"{cancel['event']} {cancel['message_id']} at {cancel['event_time'].isoformat()}"
-            )
-            # A later start of the same trigger restarts the wait (the cart is still in use).
-            reason = "superseded" if cancel["also_start"] else "cancel_event"
-            return Decision("cancelled", reason, detail)
+            return self.cancelled(cancel)
         early = chunk.gates.get(row["instance_id"])
         if early is not None:
             return early

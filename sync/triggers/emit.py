@@ -69,12 +69,22 @@ def start_of(row: dict[str, Any]) -> dict[str, Any]:
     return cast(dict[str, Any], cached)
 
 
-def snapshot(message: Message, customer: Customer) -> dict[str, Any]:
-    """What an instance keeps of its start event and customer.
+def snapshot(
+    message: Message,
+    customer: Customer,
+    known: dict[str, tuple[dict[str, Any], bytes]] | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """What an instance keeps of its start event and customer, and its orjson bytes.
 
     The message without transport noise (ip, user agent, library, `sentAt`…), so
     pending instances stay small; paths read `properties`, `context.page`,
     `context.traits`, `context.timezone` and `customer.*`.
+
+    Args:
+        message: The start event.
+        customer: Its customer.
+        known: Customer id → (customer part, its bytes) already built in this batch;
+            a customer's many events share one (read-only) copy.
     """
     raw = message.raw
     kept = {k: raw[k] for k in _KEPT if k in raw}
@@ -83,15 +93,21 @@ def snapshot(message: Message, customer: Customer) -> dict[str, Any]:
         kept["context"] = {k: v for k, v in context.items() if k not in _HEAVY_CONTEXT}
     if message.type != "track" and "traits" in raw:
         kept["traits"] = raw["traits"]
-    return {
-        "message": kept,
-        "source_ref": message.source_ref,
-        "customer": {
+    part = known.get(customer.customer_id) if known is not None else None
+    if part is None:
+        whole = {
             "id": customer.customer_id,
             "identifiers": {k: list(v) for k, v in customer.identifiers.items()},
             "traits": dict(customer.traits),
-        },
-    }
+        }
+        part = (whole, dumps(whole))
+        if known is not None:
+            known[customer.customer_id] = part
+    start = {"message": kept, "source_ref": message.source_ref, "customer": part[0]}
+    blob = dumps(
+        {"message": kept, "source_ref": message.source_ref, "customer": orjson.Fragment(part[1])}
+    )
+    return start, blob
 
 
 def data_view(start: Mapping[str, Any], trigger: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -127,7 +143,9 @@ def content_block(
         if not since <= row["event_time"] <= at:
             continue
         if row["kind"] == "viewed":
-            product = orjson.loads(row["product"])
+            product = row["product"]
+            if isinstance(product, bytes):
+                product = orjson.loads(product)
             viewed.append(ProductView(row["product_id"], row["event_time"], product))
         else:
             bought.append(row["product_id"])

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from connectors.base import Customer
 from mapping.types import Message
 from sync.store.state import StateStore
-from sync.store.triggers import from_micros, to_micros, trigger_activity, trigger_instances
+from sync.store.triggers import from_micros, to_micros, trigger_instances
 from sync.triggers import journal, store
 from sync.triggers.counting import qualified
 from sync.triggers.decide import Decider, Decision
@@ -102,27 +102,54 @@ class TriggerEngine:
         once it is committed.
         """
         rows = self._observer.rows(messages, customers)
-        with self.store.engine.begin() as conn:
-            ids = self._write(conn, rows)
+        counts = self._counts.copy()
+        try:
+            with self.store.engine.begin() as conn:
+                ids = self._write(conn, rows)
+        except BaseException:
+            self._counts = counts
+            raise
         self._remember(rows, ids)
-        self._counts["started"] += sum(1 for r in rows.instances if r["status"] == "pending")
-        self._counts["suppressed.no_key"] += sum(1 for r in rows.instances if r["reason"])
 
     def _write(self, conn: sa.Connection, rows: Rows) -> tuple[str | None, str | None]:
         self._sync(conn)
         ids = journal.write_cancels(conn, rows.cancels), journal.write_counts(conn, rows.counts)
         store.mark_cancelled(conn, rows.cancels, self._across)  # earlier batches' instances
-        store.insert_ignore(conn, trigger_activity, rows.activity)
+        store.write_activity(conn, rows.activity)
         if rows.counts:
             counted = qualified(conn, self.triggers, rows.counts, self._counted, ids[1])
             rows.instances.extend(counted)
             self._counts["started"] += len(counted)
-        self._mark_new(conn, rows.instances, rows.cancels)
-        store.insert_ignore(conn, trigger_instances, rows.instances)
+        self._counts["started"] += sum(1 for r in rows.instances if r["status"] == "pending")
+        self._counts["suppressed.no_key"] += sum(1 for r in rows.instances if r["reason"])
         if rows.latest is not None:
             # A device with a wrong clock must not decide every pending instance at once.
             store.raise_max_event_time(conn, min(rows.latest, self.clock() + _FUTURE))
+        self._mark_new(conn, rows.instances, rows.cancels)
+        self._decide_cancelled(conn, rows.instances)
+        store.insert_ignore(conn, trigger_instances, rows.instances)
         return ids
+
+    def _decide_cancelled(self, conn: sa.Connection, instances: list[dict[str, Any]]) -> None:
+        """Decide now the new instances whose cancel no later event can precede.
+
+        Events are never later than the watermark, so a cancel before it stays the
+        earliest; "cancelled" depends on nothing else (caps and priorities count only
+        what fires), so the decision is the one `due` would make, written with the
+        insert instead of as a later update.
+        """
+        limit = self.watermark(conn)
+        if limit is None:
+            return
+        now = self.clock()
+        for row in instances:
+            mark = store.mark_of(row)
+            if row["status"] != "pending" or mark is None or mark["event_time"] >= limit:
+                continue
+            decision = Decider.cancelled(mark)
+            row.update(self._update(row, decision, now))
+            del row["id"]
+            self._count(decision)
 
     # cancel and count windows -----------------------------------------------------------
 
@@ -319,6 +346,13 @@ class TriggerEngine:
         return emissions
 
     def _decide_in(self, conn: sa.Connection, limit: datetime) -> None:
+        now = self.clock()
+        while marked := store.marked_before(conn, limit):
+            # Cancelled by an event no later one can precede: as `_decide_cancelled`.
+            decisions = [(row, Decider.cancelled(store.mark_of(row) or {})) for row in marked]
+            store.record_decisions(conn, [self._update(r, d, now) for r, d in decisions])
+            for _row, decision in decisions:
+                self._count(decision)
         upto = limit - self.settings.priority_hold
         while chunk := store.pending_due(conn, upto):
             self._decide_chunk(conn, chunk)

@@ -24,6 +24,9 @@ from sync.triggers.window import CancelEvent
 
 PRODUCT_FIELDS = ("name", "sku", "url", "image_url", "price", "currency", "category", "brand")
 
+ProductActivity = tuple[str, str, str, str, int, dict[str, Any]]
+"""(customer id, kind `viewed` | `bought`, product id, message id, event time, product)."""
+
 
 @dataclass(slots=True)
 class Rows:
@@ -32,7 +35,7 @@ class Rows:
     instances: list[dict[str, Any]] = field(default_factory=list)
     cancels: list[CancelEvent] = field(default_factory=list)
     counts: list[Counted] = field(default_factory=list)
-    activity: list[dict[str, Any]] = field(default_factory=list)
+    activity: list[ProductActivity] = field(default_factory=list)
     latest: datetime | None = None
 
 
@@ -92,6 +95,7 @@ class Observer:
     def rows(self, messages: Sequence[Message], customers: Mapping[str, Customer]) -> Rows:
         """The rows for one batch (messages without a resolved customer are skipped)."""
         out = Rows()
+        known: dict[str, tuple[dict[str, Any], bytes]] = {}  # customer snapshots
         for message in messages:
             if out.latest is None or message.timestamp > out.latest:
                 out.latest = message.timestamp
@@ -101,7 +105,7 @@ class Observer:
             started = self.index.started(message)
             cancelled = self.index.cancelled(message)
             if started:
-                self._starts(message, customer, started, out)
+                self._starts(message, customer, started, out, known)
             if cancelled:
                 names = {t.name for t in started}
                 self._cancels(message, customer, cancelled, names, out)
@@ -110,10 +114,14 @@ class Observer:
         return out
 
     def _starts(
-        self, message: Message, customer: Customer, triggers: list[TriggerSettings], out: Rows
+        self,
+        message: Message,
+        customer: Customer,
+        triggers: list[TriggerSettings],
+        out: Rows,
+        known: dict[str, tuple[dict[str, Any], bytes]],
     ) -> None:
-        start = snapshot(message, customer)
-        blob = dumps(start)
+        start, blob = snapshot(message, customer, known)
         for trigger in triggers:
             if trigger.count is not None:
                 group = (
@@ -167,6 +175,7 @@ class Observer:
     def _activity(self, message: Message, customer: Customer, out: Rows) -> None:
         props = message.properties
         kind = "viewed" if message.event in self.viewed else "bought"
+        at = to_micros(message.timestamp)
         items: list[Any] = [props]
         if kind == "bought" and isinstance(props.get("products"), list):
             items = list(props["products"])
@@ -178,12 +187,5 @@ class Observer:
                 continue
             product = {k: item[k] for k in PRODUCT_FIELDS if item.get(k) is not None}
             out.activity.append(
-                {
-                    "customer_id": customer.customer_id,
-                    "kind": kind,
-                    "product_id": str(pid)[:400],
-                    "message_id": message.message_id,
-                    "event_time": message.timestamp,
-                    "product": dumps(product),
-                }
+                (customer.customer_id, kind, str(pid)[:400], message.message_id, at, product)
             )

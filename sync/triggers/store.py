@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from sync.store.triggers import (
@@ -19,6 +21,7 @@ from sync.store.triggers import (
     trigger_instances,
 )
 from sync.triggers.matching import ANY_KEY
+from sync.triggers.observe import ProductActivity
 from sync.triggers.window import CancelEvent
 
 CHUNK = 500
@@ -155,6 +158,16 @@ def pending_due(conn: sa.Connection, upto: datetime, limit: int = CHUNK) -> list
         f"ORDER BY due_at, priority DESC, instance_id LIMIT {int(limit)}"
     )
     return _fetch(conn, sql, (to_micros(upto),), _INSTANCE_COLUMNS)
+
+
+def marked_before(conn: sa.Connection, limit: datetime, size: int = CHUNK) -> list[dict[str, Any]]:
+    """Pending instances holding a cancel event older than `limit` (a final one)."""
+    sql = (
+        f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM {trigger_instances.name} "
+        "WHERE status = 'pending' AND cancel_time IS NOT NULL "
+        f"AND cancel_time < {_marks(conn)} ORDER BY cancel_time, instance_id LIMIT {int(size)}"
+    )
+    return _fetch(conn, sql, (to_micros(limit),), _INSTANCE_COLUMNS)
 
 
 def pending_between(
@@ -294,18 +307,61 @@ def ensure_key_index(conn: sa.Connection) -> None:
     )
 
 
+def write_activity(conn: sa.Connection, items: Sequence[ProductActivity]) -> None:
+    """Store a batch's product activity, one row per customer (replays write nothing)."""
+    if not items:
+        return
+    by_customer: dict[str, dict[tuple[str, str, str, int], dict[str, Any]]] = {}
+    for customer, kind, product_id, message_id, at, product in items:
+        slot = (kind, product_id, message_id, at)
+        by_customer.setdefault(customer, {})[slot] = product
+    rows = []
+    for customer, found in sorted(by_customer.items()):
+        keys = sorted(found)
+        digest = hashlib.blake2b(digest_size=20)
+        for kind, product_id, message_id, at in keys:
+            digest.update(f"{kind}\x1f{product_id}\x1f{message_id}\x1f{at}\x1e".encode())
+        times = [k[3] for k in keys]
+        blob = orjson.dumps([[*k, found[k]] for k in keys])
+        rows.append((customer, digest.hexdigest(), min(times), max(times), blob))
+    sql = (
+        f"INSERT INTO {trigger_activity.name} "
+        "(customer_id, journal_id, min_time, max_time, items) "
+        f"VALUES ({_marks(conn, 5)}) ON CONFLICT DO NOTHING"
+    )
+    conn.exec_driver_sql(sql, rows)
+
+
 def activity_for(
     conn: sa.Connection, customers: Iterable[str], lo: datetime, hi: datetime
 ) -> list[dict[str, Any]]:
-    """Product views and purchases of these customers in [lo, hi]."""
-    t = trigger_activity
-    out: list[dict[str, Any]] = []
+    """Product views and purchases of these customers in [lo, hi], each once.
+
+    Rows: `customer_id`, `kind`, `product_id`, `message_id`, `event_time`, `product`.
+    """
+    low, high = to_micros(lo), to_micros(hi)
+    seen: dict[tuple[str, str, str, str, int], dict[str, Any]] = {}
     for part in chunks(customers):
-        query = sa.select(t).where(
-            t.c.customer_id.in_(part), t.c.event_time >= lo, t.c.event_time <= hi
+        sql = (
+            f"SELECT customer_id, items FROM {trigger_activity.name} "
+            f"WHERE customer_id IN ({_marks(conn, len(part))}) "
+            f"AND max_time >= {_marks(conn)} AND min_time <= {_marks(conn)}"
         )
-        out.extend(row_dict(r) for r in conn.execute(query))
-    return out
+        for customer, blob in conn.exec_driver_sql(sql, (*part, low, high)).fetchall():
+            for kind, product_id, message_id, at, product in orjson.loads(blob):
+                if low <= at <= high:
+                    seen.setdefault((customer, kind, product_id, message_id, at), product)
+    return [
+        {
+            "customer_id": customer,
+            "kind": kind,
+            "product_id": product_id,
+            "message_id": message_id,
+            "event_time": from_micros(at),
+            "product": product,
+        }
+        for (customer, kind, product_id, message_id, at), product in sorted(seen.items())
+    ]
 
 
 def prune(conn: sa.Connection, cutoffs: Mapping[str, datetime]) -> None:
@@ -315,7 +371,7 @@ def prune(conn: sa.Connection, cutoffs: Mapping[str, datetime]) -> None:
     journal.prune(conn, journal.CANCEL, to_micros(cutoffs["cancels"]))
     journal.prune(conn, journal.COUNT, to_micros(cutoffs["counts"]))
     conn.execute(
-        sa.delete(trigger_activity).where(trigger_activity.c.event_time < cutoffs["activity"])
+        sa.delete(trigger_activity).where(trigger_activity.c.max_time < cutoffs["activity"])
     )
     t = trigger_instances
     for status in ("fired", "cancelled", "suppressed"):  # one index range each

@@ -135,6 +135,7 @@ def _downgrade_to_version_1(url: str, cancel: tuple[int, str]) -> None:
 
     engine_ = sa.create_engine(url)
     with engine_.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_trigger_instances_marked")
         for column in ("cancel_time", "cancel_message_id", "cancel_event", "cancel_also_start"):
             conn.exec_driver_sql(f"ALTER TABLE trigger_instances DROP COLUMN {column}")
         conn.exec_driver_sql("DELETE FROM schema_version WHERE version > 1")
