@@ -36,9 +36,11 @@ _QUIET_MARGIN = timedelta(days=1)
 _FUTURE = timedelta(hours=1)
 """Event times further ahead of the wall clock do not advance the watermark."""
 _US = timedelta(microseconds=1)
-_MEMORY = timedelta(hours=6)
-"""Cancel and counted events at least this far behind the newest stay in memory; an
-older start (later than most sources ever are) reads the journal instead."""
+_MEMORY = timedelta(hours=24)
+"""Cancel events at least this far behind the newest stay in memory (a few hundred
+bytes each); an older start (later than most sources ever are) reads the journal."""
+_COUNT_MEMORY = timedelta(hours=6)
+"""The same for counted events (plus the count window): they are far more numerous."""
 
 
 def _utcnow() -> datetime:
@@ -80,7 +82,8 @@ class TriggerEngine:
         self._decider = Decider(self.triggers, self.settings, clock)
         self._children = {name: [t for t in specs if t.after == name] for name in self.triggers}
         self._handed_out: set[str] = set()
-        self._fired_starts: dict[str, Any] = {}
+        self._fired: list[dict[str, Any]] = []  # what the current `due` call fired
+        self._recovered = False  # undelivered emissions of earlier engines read once
         self._pruned_at: datetime | None = None
         self._counts: Counter[str] = Counter()
         self._across = frozenset(t.name for t in specs if t.key_scope == "global" and t.key)
@@ -147,7 +150,7 @@ class TriggerEngine:
             if row["status"] != "pending" or mark is None or mark["event_time"] >= limit:
                 continue
             decision = Decider.cancelled(mark)
-            row.update(self._update(row, decision, now))
+            row.update(self._update(row, decision, now), start=store.DROPPED)
             del row["id"]
             self._count(decision)
 
@@ -165,8 +168,9 @@ class TriggerEngine:
         older = [span for _row, span in spans if not self._cancels.covers(span)]
         journaled = self._journaled(conn, older)
         for row, span in spans:
-            memory = self._cancels if self._cancels.covers(span) else journaled
-            found = [memory.earliest(span), recent.earliest(span)]
+            found = [self._cancels.earliest(span), recent.earliest(span)]
+            if older:
+                found.append(journaled.earliest(span))
             best = min((f for f in found if f), key=lambda e: (e[3], e[4]), default=None)
             if best is not None:
                 row["cancel_time"] = from_micros(best[3])
@@ -188,11 +192,12 @@ class TriggerEngine:
         )
 
     def _journaled(self, conn: sa.Connection, spans: Sequence[Span]) -> CancelWindow:
-        """Cancel events for instances older than memory holds (events later than the
+        """Cancel events below memory's floor for these instances (starts later than the
         lateness contract), read from the journal once for all of them."""
         found = CancelWindow(self._across)
         if spans:
-            lo, hi = min(s.start for s in spans), max(s.due for s in spans)
+            lo = min(s.start for s in spans)
+            hi = max(self._cancels.floors.at.get(s.trigger, lo) for s in spans)
             for row in journal.rows_between(conn, journal.CANCEL, lo, hi):
                 found.add(row.cancels())
         return found
@@ -260,20 +265,22 @@ class TriggerEngine:
         """
         if frontier is None:
             return {}, {}
-        lateness = max(self.settings.allowed_lateness + self.settings.priority_hold, _MEMORY)
+        lateness = self.settings.allowed_lateness + self.settings.priority_hold
         cancels, counts = {}, {}
         for name, trigger in self.triggers.items():
-            back = lateness
+            back = max(lateness, _MEMORY)
             if trigger.after is not None:
                 back += self._chain_wait(trigger) - trigger.wait + _QUIET_MARGIN
             cancels[name] = frontier - back // _US
             if trigger.count is not None:
-                counts[name] = frontier - (lateness + trigger.count.within) // _US
+                back = max(lateness, _COUNT_MEMORY) + trigger.count.within
+                counts[name] = frontier - back // _US
         return cancels, counts
 
     @property
     def _sweep_steps(self) -> dict[str, int]:
-        step = max(self.settings.allowed_lateness, timedelta(minutes=1)) // _US
+        # Each sweep walks the whole window: sweep once per quarter of it.
+        step = max(self.settings.allowed_lateness, _COUNT_MEMORY / 4) // _US
         return dict.fromkeys(self.triggers, step)
 
     # watermark ----------------------------------------------------------------------
@@ -312,6 +319,7 @@ class TriggerEngine:
                 trans.rollback()
                 self._counts = counts
                 self._staged = []
+                self._fired = []
         return [emission_of(r) for r in rows]
 
     # decide -------------------------------------------------------------------------
@@ -326,7 +334,7 @@ class TriggerEngine:
         Returns:
             Newly fired emissions, plus fired ones never acknowledged (after a restart).
         """
-        self._fired_starts = {}  # only what this call decides (not a preview's)
+        self._fired = []  # only what this call decides (not a preview's)
         # One transaction: decisions, pruning and the read of what to send commit once.
         with self.store.engine.begin() as conn:
             limit = self.watermark(conn)
@@ -335,12 +343,15 @@ class TriggerEngine:
             if limit is not None:
                 self._decide_in(conn, limit)
                 self._maybe_prune(conn, limit)
-            rows = [r for r in store.undelivered(conn) if r["instance_id"] not in self._handed_out]
-        # Snapshots decoded while deciding are not decoded again (they can be large).
-        starts, self._fired_starts = self._fired_starts, {}
-        for row in rows:
-            if row["instance_id"] in starts:
-                row["start_obj"] = starts[row["instance_id"]]
+            # Fired but never acknowledged (a crash, a rejection) before this engine:
+            # read once; afterwards what this engine fires is handed out from memory.
+            rows = [] if self._recovered else store.undelivered(conn)
+        self._recovered = True
+        fired, self._fired = self._fired, []
+        known = {r["instance_id"] for r in rows}
+        rows += [r for r in fired if r["instance_id"] not in known]
+        rows = [r for r in rows if r["instance_id"] not in self._handed_out]
+        rows.sort(key=lambda r: (r["due_at"], r["instance_id"]))
         emissions = [emission_of(r) for r in rows]
         self._handed_out.update(e.instance_id for e in emissions)
         return emissions
@@ -372,13 +383,20 @@ class TriggerEngine:
             updates.append(self._update(row, decision, now))
             self._count(decision)
             if decision.status == "fired":
-                self._fired_starts[row["instance_id"]] = start_of(row)
-                born = self._follow_ups(row)
-                self._mark_new(conn, born, ())
-                children.extend(born)
+                self._fired.append(
+                    {
+                        "instance_id": row["instance_id"],
+                        "trigger": row["trigger"],
+                        "due_at": row["due_at"],
+                        "emission": decision.emission,
+                        "start_obj": start_of(row),
+                    }
+                )
+                children.extend(self._follow_ups(row))
                 if children:
                     horizon = min(c["due_at"] for c in children) - self.settings.priority_hold
         store.record_decisions(conn, updates)
+        self._mark_new(conn, children, ())
         store.insert_ignore(conn, trigger_instances, children)
         self._counts["started"] += len(children)
 

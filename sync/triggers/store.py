@@ -28,6 +28,9 @@ CHUNK = 500
 
 
 _DECISION_COLUMNS = ("status", "reason", "detail", "emission", "delivery", "decided_at")
+DROPPED = b"{}"
+"""The start snapshot of an instance decided without firing: nothing reads it again
+(follow-ups and emissions come only from fired instances), so it is not kept."""
 
 
 def row_dict(row: Any) -> dict[str, Any]:
@@ -163,11 +166,21 @@ def pending_due(conn: sa.Connection, upto: datetime, limit: int = CHUNK) -> list
 def marked_before(conn: sa.Connection, limit: datetime, size: int = CHUNK) -> list[dict[str, Any]]:
     """Pending instances holding a cancel event older than `limit` (a final one)."""
     sql = (
-        f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM {trigger_instances.name} "
+        f"SELECT {', '.join(_MARK_COLUMNS)} FROM {trigger_instances.name} "
         "WHERE status = 'pending' AND cancel_time IS NOT NULL "
         f"AND cancel_time < {_marks(conn)} ORDER BY cancel_time, instance_id LIMIT {int(size)}"
     )
-    return _fetch(conn, sql, (to_micros(limit),), _INSTANCE_COLUMNS)
+    return _fetch(conn, sql, (to_micros(limit),), _MARK_COLUMNS)
+
+
+_MARK_COLUMNS = (
+    "instance_id",
+    "trigger",
+    "cancel_time",
+    "cancel_message_id",
+    "cancel_event",
+    "cancel_also_start",
+)
 
 
 def pending_between(
@@ -210,11 +223,18 @@ def record_decisions(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> 
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sets = ", ".join(f"{name} = {mark}" for name in _DECISION_COLUMNS)
     sql = (
-        f"UPDATE {trigger_instances.name} SET {sets} "
+        f"UPDATE {trigger_instances.name} SET {sets}, "
+        f"start = CASE WHEN {mark} THEN {mark} ELSE start END "
         f"WHERE instance_id = {mark} AND status = 'pending'"
     )
     params = [
-        (*(row[name] for name in _DECISION_COLUMNS[:-1]), to_micros(row["decided_at"]), row["id"])
+        (
+            *(row[name] for name in _DECISION_COLUMNS[:-1]),
+            to_micros(row["decided_at"]),
+            row["status"] != "fired",  # a fired instance keeps its start (emission, follow-ups)
+            DROPPED,
+            row["id"],
+        )
         for row in rows
     ]
     conn.exec_driver_sql(sql, params)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sync.triggers.matching import ANY_KEY
 
@@ -132,15 +133,11 @@ class CancelWindow:
 
     def advance(self, floors: Mapping[str, int], step: Mapping[str, int]) -> None:
         """Raise the floors and forget events below them (swept every `step` of time)."""
-        for trigger in self.floors.raise_to(floors, step):
-            floor = self.floors.at[trigger]
+        swept = set(self.floors.raise_to(floors, step))
+        if swept:
+            at = self.floors.at
             for index in (self._by_customer, self._by_key):
-                for bucket_key in [k for k in index if k[0] == trigger]:
-                    bucket = index[bucket_key]
-                    for slot in [s for s, e in bucket.items() if e[3] < floor]:
-                        del bucket[slot]
-                    if not bucket:
-                        del index[bucket_key]
+                _sweep(index, {t: at[t] for t in swept})
 
 
 class CountWindow:
@@ -169,11 +166,28 @@ class CountWindow:
 
     def advance(self, floors: Mapping[str, int], step: Mapping[str, int]) -> None:
         """Raise the floors and forget events below them (swept every `step` of time)."""
-        for trigger in self.floors.raise_to(floors, step):
-            floor = self.floors.at[trigger]
-            for key in [k for k in self._groups if k[0] == trigger]:
-                group = self._groups[key]
-                for slot in [s for s in group if s[0] < floor]:
-                    del group[slot]
-                if not group:
-                    del self._groups[key]
+        swept = set(self.floors.raise_to(floors, step))
+        if swept:
+            _sweep(self._groups, {t: self.floors.at[t] for t in swept})
+
+
+def _sweep(index: dict[Any, dict[Any, Any]], floors: Mapping[str, int]) -> None:
+    """Drop entries older than their trigger's floor, in one pass over the index.
+
+    Keys of `index` start with the trigger; entries are cancel events (time at [3]) or
+    count slots (time at [0]).
+    """
+    for key in list(index):
+        floor = floors.get(key[0])
+        if floor is None:
+            continue
+        bucket = index[key]
+        stale = [s for s, e in bucket.items() if _time(s, e) < floor]
+        for slot in stale:
+            del bucket[slot]
+        if not bucket:
+            del index[key]
+
+
+def _time(slot: Any, entry: Any) -> int:
+    return int(entry[3]) if isinstance(entry, tuple) else int(slot[0])

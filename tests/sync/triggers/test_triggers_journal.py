@@ -52,13 +52,14 @@ def test_an_instance_observed_before_its_cancel_is_marked_and_cancelled(
 
 
 def test_a_start_older_than_memory_still_finds_its_cancel_in_the_journal(
-    store: StateStore,
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(trigger_engine, "_MEMORY", timedelta(0))  # lateness + hold only
     eng = engine(store, triggers(CART))
     run(eng, [track("Order Completed", 10, cart_id="k1", mid="o1")])
-    run(eng, [_late_day(10 * HOURS)])  # memory now starts hours after the order
+    run(eng, [_late_day(2 * HOURS)])  # memory now starts after the order
     # A start far later than the lateness contract: decided late, but not blind.
-    run(eng, [track("Product Added", 0, cart_id="k1", mid="a1"), _late_day(11 * HOURS)])
+    run(eng, [track("Product Added", 0, cart_id="k1", mid="a1"), _late_day(3 * HOURS)])
     assert eng._cancels.covers(_span_at(0)) is False
     assert outcomes(store)["cart/a1"] == ("cancelled", "cancel_event")
 
