@@ -77,6 +77,14 @@ class Decider:
         if settings.global_cap:
             windows.append(settings.global_cap.per)
         self.cap_window = max(windows, default=timedelta(0))
+        # The history every decision reads (global cap), and what only some triggers'
+        # own caps read further back.
+        self.shared_window = settings.global_cap.per if settings.global_cap else timedelta(0)
+        self.own_windows = {
+            t.name: t.cap.per
+            for t in triggers.values()
+            if t.cap is not None and t.cap.per > self.shared_window
+        }
         self.lookback = max(
             (t.emit.recommendations.lookback for t in triggers.values() if t.emit.recommendations),
             default=timedelta(0),
@@ -109,7 +117,8 @@ class Decider:
                 mark = store.mark_of(row)
                 if mark is not None:
                     out.cancels[row["instance_id"]] = mark
-        for row in store.fired_since(conn, customers, first - self.cap_window):
+        longer = {name: first - per for name, per in self.own_windows.items()}
+        for row in store.fired_since(conn, customers, first - self.shared_window, longer):
             out.history[row["customer_id"]].append(row)
         wanting = {r["customer_id"] for r in live if self._wants_content(r["trigger"])}
         if wanting:

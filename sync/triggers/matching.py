@@ -85,6 +85,8 @@ class EventIndex:
 
     starts: dict[str, list[tuple[TriggerSettings, EventMatch]]] = field(default_factory=dict)
     cancels: dict[str, list[tuple[TriggerSettings, EventMatch]]] = field(default_factory=dict)
+    # Per (table, event name) without `where` filters: its triggers, found once.
+    plain: dict[tuple[str, str], list[TriggerSettings]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, triggers: Iterable[TriggerSettings]) -> EventIndex:
@@ -101,24 +103,30 @@ class EventIndex:
 
     def started(self, message: Message) -> list[TriggerSettings]:
         """Triggers this message starts (or counts toward), each once."""
-        return self._find(self.starts, message)
+        return self._find("starts", self.starts, message)
 
     def cancelled(self, message: Message) -> list[TriggerSettings]:
         """Triggers whose instances this message may cancel, each once."""
-        return self._find(self.cancels, message)
+        return self._find("cancels", self.cancels, message)
 
-    @staticmethod
     def _find(
-        table: Mapping[str, list[tuple[TriggerSettings, EventMatch]]], message: Message
+        self,
+        kind: str,
+        table: Mapping[str, list[tuple[TriggerSettings, EventMatch]]],
+        message: Message,
     ) -> list[TriggerSettings]:
         if message.type != "track" or message.event is None:
             return []
+        plain = self.plain.get((kind, message.event))
+        if plain is not None:
+            return list(plain)  # no filters: every candidate matches (the common case)
         candidates = table.get(message.event)
         if not candidates:
             return []
         if all(not match.where for _trigger, match in candidates):
-            # No filters: every candidate matches; the common case, without the checks.
-            return list({trigger.name: trigger for trigger, _match in candidates}.values())
+            found = list({trigger.name: trigger for trigger, _match in candidates}.values())
+            self.plain[(kind, message.event)] = found
+            return list(found)
         out: dict[str, TriggerSettings] = {}
         for trigger, match in candidates:
             if trigger.name not in out and passes(match, message.raw):

@@ -201,18 +201,36 @@ def pending_between(
 
 
 def fired_since(
-    conn: sa.Connection, customers: Iterable[str], since: datetime
+    conn: sa.Connection,
+    customers: Iterable[str],
+    since: datetime,
+    longer: Mapping[str, datetime] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fired instances of these customers due after `since` (for caps)."""
+    """Fired instances of these customers due after `since` (for caps).
+
+    Args:
+        longer: Trigger → an earlier `since` for its own instances (a cap of that
+            trigger looks further back than the global cap), so a 30-day cap does not
+            read every trigger's 30 days.
+    """
     names = ("instance_id", "trigger", "customer_id", "due_at", "priority")
+    extra = dict(sorted((longer or {}).items()))
+    mark = _marks(conn)
+    window = " OR ".join(
+        [f"due_at > {mark}", *(f"(trigger = {mark} AND due_at > {mark})" for _ in extra)]
+    )
+    bounds: list[Any] = [to_micros(since)]
+    for name, moment in extra.items():
+        bounds += [name, to_micros(moment)]
     out: list[dict[str, Any]] = []
     for part in chunks(customers):
         sql = (
             f"SELECT {', '.join(names)} FROM {trigger_instances.name} "
             f"WHERE {_NOT_BY_STATUS} = 'fired' AND customer_id IN ({_marks(conn, len(part))}) "
-            f"AND due_at > {_marks(conn)}"
+            f"AND due_at > {mark} AND ({window})"
         )
-        out.extend(_fetch(conn, sql, (*part, to_micros(since)), names))
+        lowest = min([since, *extra.values()])
+        out.extend(_fetch(conn, sql, (*part, to_micros(lowest), *bounds), names))
     return out
 
 

@@ -98,12 +98,17 @@ class _Floors:
 
 
 class CancelWindow:
-    """Cancel events newer than each trigger's floor, by customer and by entity key."""
+    """Cancel events newer than each trigger's floor, by customer and entity key.
+
+    Buckets are (trigger, customer, key), so a lookup reads only the instance's own
+    entity and the customer's keyless (`*`) cancels, however busy the customer; for
+    triggers in `across` also (trigger, key) of every customer.
+    """
 
     def __init__(self, across: Iterable[str] = ()) -> None:
         self.across = frozenset(across)
         self.floors = _Floors()
-        self._by_customer: dict[tuple[str, str], dict[tuple[str, int, str], CancelEvent]] = {}
+        self._by_customer: dict[tuple[str, str, str], dict[tuple[int, str], CancelEvent]] = {}
         self._by_key: dict[tuple[str, str], dict[tuple[str, int, str], CancelEvent]] = {}
 
     def __len__(self) -> int:
@@ -111,12 +116,15 @@ class CancelWindow:
 
     def add(self, events: Iterable[CancelEvent]) -> None:
         """Remember events (each once, however often observed)."""
+        by_customer, by_key, across = self._by_customer, self._by_key, self.across
         for event in events:
             trigger, customer, key, at, message_id = event[:5]
-            slot = (customer, at, message_id) if trigger in self.across else None
-            self._by_customer.setdefault((trigger, customer), {})[(key, at, message_id)] = event
-            if slot is not None and key != ANY_KEY:
-                self._by_key.setdefault((trigger, key), {})[slot] = event
+            bucket = by_customer.get((trigger, customer, key))
+            if bucket is None:
+                bucket = by_customer[(trigger, customer, key)] = {}
+            bucket[(at, message_id)] = event
+            if trigger in across and key != ANY_KEY:
+                by_key.setdefault((trigger, key), {})[(customer, at, message_id)] = event
 
     def covers(self, span: Span) -> bool:
         """True when every cancel event that could cancel `span` is in memory."""
@@ -124,12 +132,15 @@ class CancelWindow:
 
     def earliest(self, span: Span) -> CancelEvent | None:
         """The earliest remembered cancel of the span's instance."""
-        bucket = self._by_customer.get((span.trigger, span.customer_id))
-        if span.trigger not in self.across:
-            return earliest(bucket.values(), span, across=False) if bucket else None
-        events = list(bucket.values()) if bucket else []
-        events += self._by_key.get((span.trigger, span.entity_key), {}).values()
-        return earliest(events, span, across=True)
+        own = self._by_customer.get((span.trigger, span.customer_id, span.entity_key))
+        keyless = self._by_customer.get((span.trigger, span.customer_id, ANY_KEY))
+        across = span.trigger in self.across
+        if not across and not keyless:
+            return earliest(own.values(), span, across=False) if own else None
+        events = [*(own or {}).values(), *(keyless or {}).values()]
+        if across:
+            events += self._by_key.get((span.trigger, span.entity_key), {}).values()
+        return earliest(events, span, across=across)
 
     def advance(self, floors: Mapping[str, int], step: Mapping[str, int]) -> None:
         """Raise the floors and forget events below them (swept every `step` of time)."""
