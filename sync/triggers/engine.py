@@ -108,14 +108,22 @@ class TriggerEngine:
         counts = self._counts.copy()
         try:
             with self.store.engine.begin() as conn:
-                ids = self._write(conn, rows)
+                ids = self._write(conn, rows, live=True)
         except BaseException:
             self._counts = counts
+            self._forget_windows()  # they may hold the uncommitted batch's cancels
             raise
         self._remember(rows, ids)
 
-    def _write(self, conn: sa.Connection, rows: Rows) -> tuple[str | None, str | None]:
+    def _write(
+        self, conn: sa.Connection, rows: Rows, *, live: bool = False
+    ) -> tuple[str | None, str | None]:
+        """Write a batch's rows. `live`: the batch's cancels join the cancel window now
+        (the caller forgets the windows if the transaction fails); a preview keeps them
+        apart."""
         self._sync(conn)
+        if live:
+            self._cancels.add(rows.cancels)
         ids = journal.write_cancels(conn, rows.cancels), journal.write_counts(conn, rows.counts)
         store.mark_cancelled(conn, rows.cancels, self._across)  # earlier batches' instances
         store.write_activity(conn, rows.activity)
@@ -128,7 +136,7 @@ class TriggerEngine:
         if rows.latest is not None:
             # A device with a wrong clock must not decide every pending instance at once.
             store.raise_max_event_time(conn, min(rows.latest, self.clock() + _FUTURE))
-        self._mark_new(conn, rows.instances, rows.cancels)
+        self._mark_new(conn, rows.instances, () if live else rows.cancels)
         self._decide_cancelled(conn, rows.instances)
         store.insert_ignore(conn, trigger_instances, rows.instances)
         return ids
@@ -164,7 +172,8 @@ class TriggerEngine:
         if not spans:
             return
         recent = CancelWindow(self._across)
-        recent.add([*batch, *self._staged])
+        if batch or self._staged:
+            recent.add([*batch, *self._staged], forget=False)
         older = [span for _row, span in spans if not self._cancels.covers(span)]
         journaled = self._journaled(conn, older)
         for row, span in spans:
@@ -199,8 +208,15 @@ class TriggerEngine:
             lo = min(s.start for s in spans)
             hi = max(self._cancels.floors.at.get(s.trigger, lo) for s in spans)
             for row in journal.rows_between(conn, journal.CANCEL, lo, hi):
-                found.add(row.cancels())
+                found.add(row.cancels(), forget=False)
         return found
+
+    def _forget_windows(self) -> None:
+        """Drop both windows; the next batch loads them again from the journal."""
+        self._cancels = CancelWindow(self._across)
+        self._counted = CountWindow()
+        self._own.clear()
+        self._loaded = False
 
     def _sync(self, conn: sa.Connection) -> None:
         """Load the windows on first use; later, add what other engines journaled."""
@@ -243,8 +259,7 @@ class TriggerEngine:
             )
 
     def _remember(self, rows: Rows, ids: tuple[str | None, str | None]) -> None:
-        """After the commit: the batch joins the windows, which move on with the clock."""
-        self._cancels.add(rows.cancels)
+        """After the commit: the batch joins the count window; both move on with the clock."""
         self._counted.add((c.event for c in rows.counts), ids[1] or "")
         self._own.update(i for i in ids if i)
         if rows.latest is not None:
@@ -252,8 +267,8 @@ class TriggerEngine:
 
     def _advance(self, frontier: int) -> None:
         cancel_floors, count_floors = self._floors(frontier)
-        self._cancels.advance(cancel_floors, self._sweep_steps)
-        self._counted.advance(count_floors, self._sweep_steps)
+        self._cancels.advance(cancel_floors)
+        self._counted.advance(count_floors)
 
     def _floors(self, frontier: int | None) -> tuple[dict[str, int], dict[str, int]]:
         """Per trigger, from when cancel and counted events must stay in memory.
@@ -276,12 +291,6 @@ class TriggerEngine:
                 back = max(lateness, _COUNT_MEMORY) + trigger.count.within
                 counts[name] = frontier - back // _US
         return cancels, counts
-
-    @property
-    def _sweep_steps(self) -> dict[str, int]:
-        # Each sweep walks the whole window: sweep once per quarter of it.
-        step = max(self.settings.allowed_lateness, _COUNT_MEMORY / 4) // _US
-        return dict.fromkeys(self.triggers, step)
 
     # watermark ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ Times are integer microseconds (`sync.store.triggers.to_micros`).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,26 +76,53 @@ def earliest(events: Iterable[CancelEvent], span: Span, *, across: bool) -> Canc
     return best
 
 
+Ref = tuple[dict[Any, dict[Any, Any]], Any, Any]
+"""Where an entry lives: (index, bucket key, slot)."""
+
+
 @dataclass(slots=True)
 class _Floors:
-    """Per trigger, the time from which the window holds every observed event."""
+    """Per trigger, the time from which the window holds every observed event, and
+    the entries to forget as the floor rises: one group per `add`, oldest first, with
+    the group's newest time, so forgetting costs only what is forgotten."""
 
     at: dict[str, int] = field(default_factory=dict)
-    swept: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, deque[tuple[int, list[Ref]]]] = field(default_factory=dict)
 
     def covers(self, trigger: str, moment: int) -> bool:
         return moment >= self.at.get(trigger, NEVER)
 
-    def raise_to(self, floors: Mapping[str, int], step: Mapping[str, int]) -> list[str]:
-        """Raise floors; the triggers whose entries are due a sweep (every `step`)."""
-        out = []
+    def remember(self, added: Mapping[str, tuple[int, list[Ref]]]) -> None:
+        for trigger, group in added.items():
+            self.groups.setdefault(trigger, deque()).append(group)
+
+    def raise_to(self, floors: Mapping[str, int]) -> None:
+        """Raise floors and forget groups entirely below them.
+
+        A group is forgotten once its newest entry is below the floor; one that arrived
+        late may hold older ones a little longer, which only costs memory.
+        """
         for trigger, floor in floors.items():
             if floor > self.at.get(trigger, NEVER):
                 self.at[trigger] = floor
-            if self.at[trigger] - self.swept.get(trigger, NEVER) >= step.get(trigger, 0):
-                self.swept[trigger] = self.at[trigger]
-                out.append(trigger)
-        return out
+            queue = self.groups.get(trigger)
+            while queue and queue[0][0] < self.at[trigger]:
+                for index, key, slot in queue.popleft()[1]:
+                    bucket = index.get(key)
+                    if bucket is not None:
+                        bucket.pop(slot, None)
+                        if not bucket:
+                            del index[key]
+
+
+def _note(added: dict[str, tuple[int, list[Ref]]], trigger: str, at: int, ref: Ref) -> None:
+    found = added.get(trigger)
+    if found is None:
+        added[trigger] = (at, [ref])
+    else:
+        found[1].append(ref)
+        if at > found[0]:
+            added[trigger] = (at, found[1])
 
 
 class CancelWindow:
@@ -114,17 +142,31 @@ class CancelWindow:
     def __len__(self) -> int:
         return sum(len(bucket) for bucket in self._by_customer.values())
 
-    def add(self, events: Iterable[CancelEvent]) -> None:
-        """Remember events (each once, however often observed)."""
+    def add(self, events: Iterable[CancelEvent], *, forget: bool = True) -> None:
+        """Remember events (each once, however often observed).
+
+        Args:
+            events: Cancel events.
+            forget: Track them for forgetting as floors rise (a throwaway window of
+                one batch does not need to).
+        """
         by_customer, by_key, across = self._by_customer, self._by_key, self.across
+        added: dict[str, tuple[int, list[Ref]]] = {}
         for event in events:
             trigger, customer, key, at, message_id = event[:5]
-            bucket = by_customer.get((trigger, customer, key))
+            bucket_key = (trigger, customer, key)
+            bucket = by_customer.get(bucket_key)
             if bucket is None:
-                bucket = by_customer[(trigger, customer, key)] = {}
+                bucket = by_customer[bucket_key] = {}
             bucket[(at, message_id)] = event
+            if forget:
+                _note(added, trigger, at, (by_customer, bucket_key, (at, message_id)))
             if trigger in across and key != ANY_KEY:
-                by_key.setdefault((trigger, key), {})[(customer, at, message_id)] = event
+                slot = (customer, at, message_id)
+                by_key.setdefault((trigger, key), {})[slot] = event
+                if forget:
+                    _note(added, trigger, at, (by_key, (trigger, key), slot))
+        self.floors.remember(added)
 
     def covers(self, span: Span) -> bool:
         """True when every cancel event that could cancel `span` is in memory."""
@@ -142,13 +184,9 @@ class CancelWindow:
             events += self._by_key.get((span.trigger, span.entity_key), {}).values()
         return earliest(events, span, across=across)
 
-    def advance(self, floors: Mapping[str, int], step: Mapping[str, int]) -> None:
-        """Raise the floors and forget events below them (swept every `step` of time)."""
-        swept = set(self.floors.raise_to(floors, step))
-        if swept:
-            at = self.floors.at
-            for index in (self._by_customer, self._by_key):
-                _sweep(index, {t: at[t] for t in swept})
+    def advance(self, floors: Mapping[str, int]) -> None:
+        """Raise the floors and forget events below them."""
+        self.floors.raise_to(floors)
 
 
 class CountWindow:
@@ -164,8 +202,13 @@ class CountWindow:
 
     def add(self, events: Iterable[CountEvent], journal_id: str) -> None:
         """Remember counted events and the journal row that holds their starts."""
+        groups = self._groups
+        added: dict[str, tuple[int, list[Ref]]] = {}
         for trigger, customer, group, at, message_id in events:
-            self._groups.setdefault((trigger, customer, group), {})[(at, message_id)] = journal_id
+            key = (trigger, customer, group)
+            groups.setdefault(key, {})[(at, message_id)] = journal_id
+            _note(added, trigger, at, (groups, key, (at, message_id)))
+        self.floors.remember(added)
 
     def covers(self, trigger: str, moment: int) -> bool:
         """True when every counted event of `trigger` at or after `moment` is in memory."""
@@ -175,30 +218,6 @@ class CountWindow:
         """(time, message id) → journal id of the group's remembered events."""
         return self._groups.get((trigger, customer, group), {})
 
-    def advance(self, floors: Mapping[str, int], step: Mapping[str, int]) -> None:
-        """Raise the floors and forget events below them (swept every `step` of time)."""
-        swept = set(self.floors.raise_to(floors, step))
-        if swept:
-            _sweep(self._groups, {t: self.floors.at[t] for t in swept})
-
-
-def _sweep(index: dict[Any, dict[Any, Any]], floors: Mapping[str, int]) -> None:
-    """Drop entries older than their trigger's floor, in one pass over the index.
-
-    Keys of `index` start with the trigger; entries are cancel events (time at [3]) or
-    count slots (time at [0]).
-    """
-    for key in list(index):
-        floor = floors.get(key[0])
-        if floor is None:
-            continue
-        bucket = index[key]
-        stale = [s for s, e in bucket.items() if _time(s, e) < floor]
-        for slot in stale:
-            del bucket[slot]
-        if not bucket:
-            del index[key]
-
-
-def _time(slot: Any, entry: Any) -> int:
-    return int(entry[3]) if isinstance(entry, tuple) else int(slot[0])
+    def advance(self, floors: Mapping[str, int]) -> None:
+        """Raise the floors and forget events below them."""
+        self.floors.raise_to(floors)
