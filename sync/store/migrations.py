@@ -51,6 +51,12 @@ def _trigger_cancel_marks(conn: sa.Connection) -> None:
             "CREATE INDEX IF NOT EXISTS ix_trigger_instances_marked ON trigger_instances "
             "(cancel_time) WHERE status = 'pending' AND cancel_time IS NOT NULL"
         )
+        for status in ("pending", "fired"):
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS ix_trigger_instances_{status} ON trigger_instances "
+                f"(customer_id, due_at) WHERE status = '{status}'"
+            )
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_trigger_instances_customer")
     if inspector.has_table("trigger_cancels"):
         _mark_pending(conn)
     for old in ("trigger_cancels", "trigger_counts", "trigger_activity"):

@@ -80,7 +80,22 @@ trigger_instances = sa.Table(
     sa.Column("cancel_event", sa.String(200), nullable=True),
     sa.Column("cancel_also_start", sa.Boolean, nullable=True),
     sa.Index("ix_trigger_instances_due", "status", "due_at"),
-    sa.Index("ix_trigger_instances_customer", "customer_id", "due_at"),
+    # By customer, only the pending (cancel marks, rivals) and the fired (caps): the
+    # many instances decided otherwise are in no customer index at all.
+    sa.Index(
+        "ix_trigger_instances_pending",
+        "customer_id",
+        "due_at",
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index(
+        "ix_trigger_instances_fired",
+        "customer_id",
+        "due_at",
+        sqlite_where=sa.text("status = 'fired'"),
+        postgresql_where=sa.text("status = 'fired'"),
+    ),
     # Partial: pending instances already holding a cancel, decided once it is final.
     sa.Index(
         "ix_trigger_instances_marked",

@@ -28,6 +28,7 @@ from sync.triggers.emit import Emission, emission_of, start_of
 from sync.triggers.matching import key_values
 from sync.triggers.observe import Observer, Rows, new_instance
 from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
+from sync.triggers.store import ensure_key_index
 from sync.triggers.window import CancelEvent, CancelWindow, CountWindow, Span
 
 DELIVERED = frozenset({"delivered", "acknowledged", "fired", "sent"})
@@ -93,6 +94,9 @@ class TriggerEngine:
         self._seq = 0  # the newest journal row the windows reflect
         self._own: set[str] = set()  # journal rows this engine wrote, not yet seen by seq
         self._staged: list[CancelEvent] = []  # a preview's cancels (never remembered)
+        if self._across:  # committed now: a preview's transaction would roll it back
+            with store.engine.begin() as conn:
+                ensure_key_index(conn)
 
     # observe ------------------------------------------------------------------------
 
@@ -204,11 +208,21 @@ class TriggerEngine:
         """Cancel events below memory's floor for these instances (starts later than the
         lateness contract), read from the journal once for all of them."""
         found = CancelWindow(self._across)
-        if spans:
-            lo = min(s.start for s in spans)
-            hi = max(self._cancels.floors.at.get(s.trigger, lo) for s in spans)
-            for row in journal.rows_between(conn, journal.CANCEL, lo, hi):
-                found.add(row.cancels(), forget=False)
+        if not spans:
+            return found
+        lo = min(s.start for s in spans)
+        hi = max(self._cancels.floors.at.get(s.trigger, lo) for s in spans)
+        customers = {(s.trigger, s.customer_id) for s in spans}
+        keys = {(s.trigger, s.entity_key) for s in spans if s.trigger in self._across}
+        for row in journal.rows_between(conn, journal.CANCEL, lo, hi):
+            found.add(
+                (
+                    e
+                    for e in row.cancels()
+                    if (e[0], e[1]) in customers or (keys and (e[0], e[2]) in keys)
+                ),
+                forget=False,
+            )
         return found
 
     def _forget_windows(self) -> None:

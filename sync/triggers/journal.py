@@ -93,7 +93,7 @@ class Row:
 
     def cancels(self) -> list[CancelEvent]:
         """The row's cancel events."""
-        return [cast(CancelEvent, tuple(e)) for e in orjson.loads(self.entries)]
+        return [cast(CancelEvent, (*e,)) for e in orjson.loads(self.entries)]
 
     def counts(self) -> list[CountEvent]:
         """The row's counted events."""

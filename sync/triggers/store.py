@@ -147,9 +147,17 @@ def raise_max_event_time(conn: sa.Connection, moment: datetime) -> None:
 
 
 _NOT_BY_STATUS = "(status || '')"
-"""Keeps SQLite (no statistics) off the (status, due_at) index: for `status = ? AND
-customer_id IN (...)` it would walk every fired (or pending) instance in the window;
-by customer it reads only the chunk's customers."""
+"""Keeps SQLite (no statistics) off the (status, due_at) index where another is better."""
+
+
+def _by_customer(conn: sa.Connection, status: str) -> str:
+    """`FROM` for a lookup by customer of `status` instances (its partial index).
+
+    SQLite has no statistics and would walk every pending (or fired) instance by the
+    status index; PostgreSQL's planner picks the partial index itself.
+    """
+    hint = f" INDEXED BY ix_trigger_instances_{status}" if conn.dialect.name == "sqlite" else ""
+    return f"{trigger_instances.name}{hint}"
 
 
 def pending_due(conn: sa.Connection, upto: datetime, limit: int = CHUNK) -> list[dict[str, Any]]:
@@ -193,8 +201,8 @@ def pending_between(
     mark = _marks(conn)
     for part in chunks(customers):
         sql = (
-            f"SELECT {', '.join(_LIGHT_COLUMNS)} FROM {trigger_instances.name} "
-            f"WHERE {_NOT_BY_STATUS} = 'pending' AND customer_id IN ({_marks(conn, len(part))}) "
+            f"SELECT {', '.join(_LIGHT_COLUMNS)} FROM {_by_customer(conn, 'pending')} "
+            f"WHERE status = 'pending' AND customer_id IN ({_marks(conn, len(part))}) "
             f"AND due_at > {mark} AND due_at <= {mark}"
         )
         params = (*part, to_micros(after), to_micros(upto))
@@ -227,8 +235,8 @@ def fired_since(
     out: list[dict[str, Any]] = []
     for part in chunks(customers):
         sql = (
-            f"SELECT {', '.join(names)} FROM {trigger_instances.name} "
-            f"WHERE {_NOT_BY_STATUS} = 'fired' AND customer_id IN ({_marks(conn, len(part))}) "
+            f"SELECT {', '.join(names)} FROM {_by_customer(conn, 'fired')} "
+            f"WHERE status = 'fired' AND customer_id IN ({_marks(conn, len(part))}) "
             f"AND due_at > {mark} AND ({window})"
         )
         lowest = min([since, *extra.values()])
@@ -285,13 +293,14 @@ def set_delivery(conn: sa.Connection, instance_ids: Sequence[str], delivery: str
 # cancels and activity ------------------------------------------------------------------
 
 
-def _mark_sql(conn: sa.Connection, scope: str) -> str:
+def _mark_sql(conn: sa.Connection, scope: str, *, by_customer: bool) -> str:
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return (
-        f"UPDATE {trigger_instances.name} SET cancel_time = {mark}, "
+        f"UPDATE {_by_customer(conn, 'pending') if by_customer else _by_entity(conn)} "
+        f"SET cancel_time = {mark}, "
         f"cancel_message_id = {mark}, cancel_event = {mark}, cancel_also_start = {mark} "
         f"WHERE {scope} AND trigger = {mark} AND due_at >= {mark} AND start_time <= {mark} "
-        f"AND {_NOT_BY_STATUS} = 'pending' AND start_message_id <> {mark} "
+        f"AND status = 'pending' AND start_message_id <> {mark} "
         f"AND NOT ({mark} AND start_time = {mark} AND start_message_id >= {mark}) "
         f"AND (cancel_time IS NULL OR cancel_time > {mark} "
         f"OR (cancel_time = {mark} AND cancel_message_id > {mark}))"
@@ -316,14 +325,14 @@ def mark_cancelled(
         (at, mid, event, also, customer, key, key, trigger, at, at, mid, also, at, mid, at, at, mid)
         for trigger, customer, key, at, mid, event, also in events
     ]
-    conn.exec_driver_sql(_mark_sql(conn, local), params)
+    conn.exec_driver_sql(_mark_sql(conn, local, by_customer=True), params)
     wide = [
         (at, mid, event, also, key, trigger, at, at, mid, also, at, mid, at, at, mid)
         for trigger, _customer, key, at, mid, event, also in events
         if trigger in across and key != ANY_KEY
     ]
     if wide:
-        conn.exec_driver_sql(_mark_sql(conn, f"entity_key = {mark}"), wide)
+        conn.exec_driver_sql(_mark_sql(conn, f"entity_key = {mark}", by_customer=False), wide)
 
 
 def mark_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -337,6 +346,11 @@ def mark_of(row: Mapping[str, Any]) -> dict[str, Any] | None:
         "event_time": row["cancel_time"],
         "also_start": bool(row["cancel_also_start"]),
     }
+
+
+def _by_entity(conn: sa.Connection) -> str:
+    hint = " INDEXED BY ix_trigger_instances_entity" if conn.dialect.name == "sqlite" else ""
+    return f"{trigger_instances.name}{hint}"
 
 
 def ensure_key_index(conn: sa.Connection) -> None:
