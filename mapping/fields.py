@@ -24,26 +24,12 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from mapping.blank import is_blank as is_blank  # re-exported: callers import it from here
+from mapping.codegen import Resolver, build_resolver
 from mapping.paths import Getter, compile_getter, get_path
 from mapping.settings import StrictModel
 from mapping.transforms import Transform, TransformError, compile_chain, compile_transform
 from mapping.types import RejectedRow
-
-
-def is_blank(value: Any) -> bool:
-    """True for None, blank strings and empty containers; 0 and False are not blank."""
-    if value is None:
-        return True
-    kind = type(value)
-    if kind is int or kind is float or kind is bool:
-        return False
-    if kind is str:
-        return not value.strip()
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | dict | tuple):
-        return len(value) == 0
-    return False
 
 
 class FieldSpec(StrictModel):
@@ -127,6 +113,8 @@ class Resolved:
             payload: The record, for `espbridge retry`.
             prefix: Prepended to field names, e.g. `track_event.`.
         """
+        if not self.missing and not self.invalid:
+            return []  # the common case, without building `problems()`
         return [
             RejectedRow(
                 source_ref=source_ref,
@@ -146,8 +134,14 @@ class FallbackCounter(Counter[str]):
 
     def add(self, resolved: Resolved, prefix: str = "") -> None:
         """Count the fallbacks of one resolved record."""
-        for name in resolved.fallbacks_used:
-            self[f"{prefix}{name}"] += 1
+        if prefix:
+            for name in resolved.fallbacks_used:
+                self[f"{prefix}{name}"] += 1
+        else:  # runs per record: no key to build for a plain `str` name
+            get = self.get
+            for name in resolved.fallbacks_used:
+                key = name if type(name) is str else f"{name}"
+                self[key] = get(key, 0) + 1
 
     def add_all(self, items: Iterable[Resolved], prefix: str = "") -> None:
         """Count the fallbacks of many records."""
@@ -227,8 +221,9 @@ def resolve_field(spec: FieldSpec, data: Mapping[str, Any]) -> tuple[Any, bool]:
     return None, False
 
 
-def resolve(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> Resolved:
-    """Resolve every declared field against one message (as a dict)."""
+def resolve_planned(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> Resolved:
+    """`resolve` by a loop over each field's compiled plan: the reference semantics, and
+    what the generated resolvers use for data that is not a plain dict."""
     out = Resolved({}, [], [], {})
     values, fallbacks_used, plans = out.values, out.fallbacks_used, _PLANS
     for name, spec in specs.items():
@@ -273,3 +268,57 @@ def resolve(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> Resolved
             continue
         values[name] = value
     return out
+
+
+def resolve(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> Resolved:
+    """Resolve every declared field against one message (as a dict).
+
+    Runs the map's generated resolver (`mapping.codegen`), built once per map.
+    """
+    held = _BY_MAP.get(id(specs))
+    if held is not None and held[1] == tuple(specs) and held[2] == tuple(map(id, specs.values())):
+        return held[3](data)
+    return resolver_for(specs)(data)
+
+
+_MAP_LIMIT = 256
+"""Field maps whose compiled resolver stays cached (maps in use are few; a map built
+per call, such as defaults merged with overrides, finds its twin by content)."""
+
+_BY_MAP: dict[int, tuple[Mapping[str, FieldSpec], tuple[str, ...], tuple[int, ...], Resolver]] = {}
+"""id(map) → (the map, kept alive so its id stays its own; its names; its specs' ids;
+the resolver). Checked against the map's current content on every use."""
+
+_Content = tuple[tuple[str, ...], tuple[int, ...]]
+_BY_CONTENT: dict[_Content, tuple[tuple[FieldSpec, ...], Resolver]] = {}
+"""(names, spec ids) → (the specs, kept alive so their ids stay theirs; the resolver)."""
+
+
+def resolver_for(specs: Mapping[str, FieldSpec]) -> Resolver:
+    """The compiled resolver of a field map as it is now: `resolver_for(specs)(data)` is
+    `resolve(specs, data)`, without `resolve`'s check that the map is unchanged.
+
+    Compiled once per content (the names, in order, and the very spec objects; specs
+    are frozen), so maps rebuilt with the same specs share one resolver. For loops over
+    many records with one map.
+    """
+    names, items = tuple(specs), tuple(specs.values())
+    key = (names, tuple(map(id, items)))
+    held = _BY_CONTENT.get(key)
+    if held is None:
+        fields = list(zip(names, items, strict=True))
+        frozen = dict(fields)  # the generic path reads this copy, not a map changed later
+        function = build_resolver(
+            fields,
+            resolved=Resolved,
+            generic=lambda data: resolve_planned(frozen, data),
+            chain_of=_chain,
+        )
+        held = (items, function)
+        if len(_BY_CONTENT) >= _MAP_LIMIT:
+            _BY_CONTENT.clear()
+        _BY_CONTENT[key] = held
+    if len(_BY_MAP) >= _MAP_LIMIT:
+        _BY_MAP.clear()
+    _BY_MAP[id(specs)] = (specs, *key, held[1])
+    return held[1]

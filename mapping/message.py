@@ -6,11 +6,12 @@ Hand-written rather than a pydantic model: this runs once per event on the hot p
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from mapping.types import MESSAGE_TYPES, Message, MessageType
+from mapping.types import MESSAGE_TYPES, Message
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -70,6 +71,10 @@ def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 def parse_message(raw: object, source_ref: str) -> Message:
     """Validate one decoded JSON value as a Segment message.
 
+    The checks run in the order of the spec's fields, so the first broken field is the
+    one named; each tests the common case (a `str`, a `dict`) inline before the general
+    helper, which decides everything else.
+
     Args:
         raw: The decoded JSON value.
         source_ref: Where it was read, carried into the message and any error.
@@ -85,32 +90,84 @@ def parse_message(raw: object, source_ref: str) -> Message:
     message_id = raw.get("messageId")
     if not isinstance(message_id, str) or not message_id:
         raise MessageError("messageId", "missing" if message_id is None else "must be a string")
-    timestamp = parse_timestamp(raw.get("timestamp") or raw.get("originalTimestamp"))
-    user_id = _optional_id(raw, "userId")
-    anonymous_id = _optional_id(raw, "anonymousId")
+    stamp = raw.get("timestamp") or raw.get("originalTimestamp")
+    if type(stamp) is str and stamp:
+        try:
+            timestamp = _fromisoformat(stamp)
+        except ValueError:
+            raise MessageError("timestamp", f"not an ISO-8601 timestamp: {stamp[:40]!r}") from None
+        zone = timestamp.tzinfo
+        if zone is None:
+            timestamp = timestamp.replace(tzinfo=UTC)
+        elif zone is not UTC:  # `astimezone(UTC)` returns a UTC time itself
+            timestamp = timestamp.astimezone(UTC)
+    else:
+        timestamp = parse_timestamp(stamp)
+    user_id = raw.get("userId")
+    if user_id is not None and (type(user_id) is not str or not user_id):
+        user_id = _optional_id(raw, "userId")
+    anonymous_id = raw.get("anonymousId")
+    if anonymous_id is not None and (type(anonymous_id) is not str or not anonymous_id):
+        anonymous_id = _optional_id(raw, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise MessageError("userId", "a message needs a userId or an anonymousId")
     event: str | None = None
     if kind == "track":
         event = raw.get("event")
-        if not isinstance(event, str) or not event.strip():
+        if type(event) is str:  # `not event.strip()`, without building the stripped text
+            blank = not event or event.isspace()
+        else:
+            blank = not isinstance(event, str) or not event.strip()
+        if blank:
             raise MessageError("event", "a track call needs an event name")
-    if kind == "alias" and not isinstance(raw.get("previousId"), str | int):
+    elif kind == "alias" and not isinstance(raw.get("previousId"), str | int):
         raise MessageError("previousId", "an alias call needs a previousId")
-    context = _mapping(raw, "context")
+    context = raw.get("context")
+    if type(context) is not dict:
+        context = _mapping(raw, "context")
     traits = _mapping(raw, "traits") if kind in ("identify", "group") else None
     if not traits:
         context_traits = context.get("traits")
         traits = context_traits if isinstance(context_traits, dict) else _EMPTY
-    return Message(
-        type=cast(MessageType, kind),
-        message_id=message_id,
-        timestamp=timestamp,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        event=event,
-        traits=traits,
-        properties=_mapping(raw, "properties"),
-        raw=raw,
-        source_ref=source_ref,
-    )
+    properties = raw.get("properties")
+    if type(properties) is not dict:
+        properties = _mapping(raw, "properties")
+    # A `_Draft`, filled by plain slot stores, then made a `Message`: the frozen
+    # dataclass's __init__ sets each field through `object.__setattr__`, which costs
+    # as much as all the checks above.
+    message: Any = _new(_Draft)
+    message.type = kind
+    message.message_id = message_id
+    message.timestamp = timestamp
+    message.user_id = user_id
+    message.anonymous_id = anonymous_id
+    message.event = event
+    message.traits = traits
+    message.properties = properties
+    message.raw = raw
+    message.source_ref = source_ref
+    message.__class__ = Message  # same slots: see `_Draft`
+    return message  # type: ignore[no-any-return]  # a Message now
+
+
+class _Draft:
+    """A `Message` being built: the same slots, without the frozen `__setattr__`.
+
+    Python lets an object change `__class__` between classes with the same slots and
+    base; the result is a plain `Message`, as its constructor would have made it.
+    """
+
+    __slots__ = Message.__slots__
+
+
+_new = object.__new__
+_fromisoformat = datetime.fromisoformat
+_FIELDS = (
+    "type", "message_id", "timestamp", "user_id", "anonymous_id", "event", "traits",
+    "properties", "raw", "source_ref",
+)  # fmt: skip
+if tuple(f.name for f in dataclasses.fields(Message)) != _FIELDS or hasattr(
+    Message, "__post_init__"
+):
+    raise RuntimeError("parse_message fills Message's fields itself: update it with Message")
+object.__setattr__(_new(_Draft), "__class__", Message)  # fails here if the layouts differ

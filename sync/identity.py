@@ -1,10 +1,16 @@
 """The persisted identity resolver the engine calls once per source batch.
 
-It loads from the state store only the customers a batch touches, merges the batch's
-identifiers in event-time order (`mapping.identity.IdentityGraph`), and writes back the
-components that changed, the merge history and any refused merges, in one transaction.
-Replaying a batch (after a crash before its bookmark was stored) changes nothing: every
-step is idempotent.
+It looks up in the state store only the customers a batch touches (through a bounded
+cache, `sync.store.identity_cache`), merges the batch's identifiers in event-time order
+(`mapping.identity.IdentityGraph`), and writes back only what changed, the merge
+history and any refused merges, in one transaction. Replaying a batch (after a crash
+before its bookmark was stored) changes nothing: every step is idempotent.
+
+Most messages come from returning visitors: identifiers all known, of one customer.
+Those never build the customer in the graph (`IdentityGraph.observe_known`): at most
+their last seen moves, which is one UPDATE per identifier. Per message the hot path
+allocates nothing the garbage collector tracks (shared identifier tuples, parallel
+lists), since every object kept alive during a batch makes each collection slower.
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
-from operator import attrgetter
+from datetime import UTC, datetime
+from itertools import chain, islice
+from operator import attrgetter, eq
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from connectors.base import Customer
 from connectors.segment_profiles import ProfilesClient, lookup_identifiers, unresolved
 from mapping.identity import Conflict, IdentityGraph, IdentitySettings, Normalizer, extract
-from mapping.identity.graph import Component
+from mapping.identity.component import HOUR_US, by_kind, from_us, hour_us
+from mapping.identity.graph import Component, Place, customer_id_for
 from mapping.identity.identifiers import Identifier
 from mapping.types import Message
 from sync.store.identity import (
@@ -36,7 +45,9 @@ from sync.store.identity import (
 from sync.store.identity_cache import DEFAULT_CUSTOMERS, GraphCache
 from sync.store.state import StateStore
 
-_EVENT_ORDER = attrgetter("timestamp", "message_id")
+_TIME = attrgetter("timestamp")
+_MESSAGE_ID = attrgetter("message_id")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -97,33 +108,61 @@ class IdentityResolver:
             messages: The batch.
             persist: False for a dry run: resolve against the stored graph, write nothing.
         """
-        ordered = sorted(messages, key=_EVENT_ORDER)
-        found = [(m, extract(m, self.normalizer)) for m in ordered]
+        ordered = in_event_order(messages)
+        normalizer = self.normalizer
+        found = [extract(m, normalizer) for m in ordered]
         graph = IdentityGraph(self.settings)
-        cache = self._cache if persist else None
         result = Resolution()
-        anchors: dict[str, int] = {}
-        names: dict[int, str] = {}
         with self._turn(persist) as conn:
-            load_components(conn, graph, {i for _, ids in found for i in ids}, cache)
-            for message, ids in found:
-                key = graph.observe(ids, message.timestamp, message.message_id, message.traits)
-                if key is None:
-                    result.unresolved.append(message.message_id)
-                else:
-                    anchors[message.message_id] = key
+            cache = self._cache if persist else None
+            base = load_components(conn, graph, chain.from_iterable(found), cache)
+            spots = self._observe(graph, ordered, found)
+            customers = _Customers(graph, base)
             result.merges = write_changes(
-                self.store, conn, graph, names, persist=persist, cache=cache
+                self.store, conn, graph, persist=persist, cache=cache, build=customers.changed
             )
+            result.customers = customers.of(ordered, spots, result.unresolved)
+            if persist:
+                base.use(customers.used)
         result.conflicts = list(graph.conflicts)
-        built: dict[int, Customer] = {}
-        for message_id, key in anchors.items():
-            root = graph.find(key)
-            if root not in built:
-                comp = graph.component(root)
-                built[root] = self._customer(graph, comp, names.get(id(comp)))
-            result.customers[message_id] = built[root]
         return result
+
+    def _observe(
+        self,
+        graph: IdentityGraph,
+        ordered: Sequence[Message],
+        found: Sequence[Sequence[Identifier]],
+    ) -> list[Place | None]:
+        """Feed the graph the batch in order; where each message went (None: no ids).
+
+        A message without traits whose identifiers all belong to one customer already
+        (most messages: a returning visitor) at most re-times them
+        (`IdentityGraph.observe_known`), which is far cheaper than observing it. Nothing
+        here allocates per message beyond what the graph must keep: every object kept
+        alive makes the garbage collector's next pass slower.
+        """
+        track = self.settings.track_traits
+        known, observe = graph.observe_known, graph.observe_ranked
+        spots: list[Place | None] = []
+        append = spots.append
+        for message, ids in zip(ordered, found, strict=True):
+            if not ids:
+                append(None)
+                continue
+            at = message.timestamp
+            if at.tzinfo is UTC:  # `hour_us`, inline: it is computed for every message
+                delta = at - _EPOCH
+                hour = (delta.days * 24 + delta.seconds // 3600) * HOUR_US
+            else:
+                hour = hour_us(at)
+            traits = message.traits
+            if not traits or not track:
+                spot = known(ids, hour)
+                if spot is not None:
+                    append(spot)
+                    continue
+            append(observe(ids, at, hour, message.message_id, traits))
+        return spots
 
     def learn(
         self,
@@ -158,7 +197,7 @@ class IdentityResolver:
                 load_components(conn, graph, {*own, *learned}, self._cache)
                 comp = graph.component_of(own[0])
                 assert comp is not None
-                when = at or max(seen.last for seen in comp.identifiers.values())
+                when = at or from_us(max(seen.last for seen in comp.identifiers.values()))
                 anchor = min(comp.identifiers, key=lambda i: (graph.ranking.get(i[0], 99), i[1]))
                 graph.learn(anchor, learned, when)
                 write_changes(self.store, conn, graph, cache=self._cache)
@@ -200,7 +239,9 @@ class IdentityResolver:
                 return None
             load_components(conn, graph, set(own))
         comp = graph.component_of(own[0])
-        return None if comp is None else self._customer(graph, comp)
+        if comp is None:
+            return None
+        return Customer(graph.customer_id(comp), comp.by_kind(), dict(comp.traits))
 
     def current_id(self, customer_id: str) -> str:
         """The id a customer has now (after merges)."""
@@ -229,16 +270,109 @@ class IdentityResolver:
                 raise
             self._cache.commit(version)
 
-    # building ----------------------------------------------------------------------
-
-    @staticmethod
-    def _customer(graph: IdentityGraph, comp: Component, name: str | None = None) -> Customer:
-        return Customer(
-            customer_id=name or graph.customer_id(comp),
-            identifiers=comp.by_kind(),
-            traits=dict(comp.traits),
-        )
-
     def conflicts(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """Stored conflicts, newest first (for `espbridge` reports)."""
         return stored_conflicts(self.store.engine, limit=limit)
+
+
+def in_event_order(messages: Sequence[Message]) -> list[Message]:
+    """Messages sorted by (timestamp, messageId), stable for full ties.
+
+    Sorted by timestamp alone first, then each run of equal timestamps by messageId:
+    the same order as a (timestamp, messageId) key, without a key tuple per message.
+    """
+    ordered = sorted(messages, key=_TIME)
+    times = [m.timestamp for m in ordered]
+    ties = [i for i, same in enumerate(map(eq, times, islice(times, 1, None))) if same]
+    j = 0
+    while j < len(ties):
+        start = ties[j]
+        stop = start + 2
+        j += 1
+        while j < len(ties) and ties[j] == stop - 1:
+            stop += 1
+            j += 1
+        ordered[start:stop] = sorted(ordered[start:stop], key=_MESSAGE_ID)
+    return ordered
+
+
+class _Customers:
+    """The `Customer` of each message of a batch, each built once.
+
+    A component the batch changed is built from the graph (`changed`, called as it is
+    written); a stored customer it did not load is the one built from its cache entry,
+    kept with that entry across batches, or built again when the batch re-timed it.
+    """
+
+    def __init__(self, graph: IdentityGraph, base: GraphCache):
+        self.graph = graph
+        self.base = base
+        self.by_component: dict[int, Customer] = {}
+        """id(component) → its Customer, for the components the batch changed."""
+        self.used: set[str] = set()
+        """Stored customers the batch placed messages on (kept in the cache longest)."""
+
+    def changed(self, comp: Component, customer_id: str) -> Customer:
+        """Build a changed component's Customer (the `build` of `write_changes`)."""
+        customer = Customer(customer_id, comp.by_kind(), dict(comp.traits))
+        self.by_component[id(comp)] = customer
+        return customer
+
+    def stored(self, customer_id: str) -> Customer:
+        """A stored customer the batch did not load, as its cache entry gives it."""
+        built = self.base.built
+        customer: Customer | None = built.get(customer_id)
+        retimed = customer_id in self.graph.retimed
+        if customer is None:
+            held = self.base.customers[customer_id]
+            owner = self.base.owner
+            customer = Customer(
+                customer_id_for(held.identifiers, self.graph.ranking),
+                by_kind((ident, owner[ident][2]) for ident in held.identifiers),
+                orjson.loads(held.traits),
+            )
+            built[customer_id] = customer
+        elif retimed:
+            # Only the order of identifiers can change: same id, same traits (shared).
+            owner = self.base.owner
+            idents = self.base.customers[customer_id].identifiers
+            customer = Customer(
+                customer.customer_id,
+                by_kind((ident, owner[ident][2]) for ident in idents),
+                customer.traits,
+            )
+            built[customer_id] = customer
+        self.used.add(customer_id)
+        return customer
+
+    def of(
+        self, ordered: Sequence[Message], spots: Sequence[Place | None], unresolved: list[str]
+    ) -> dict[str, Customer]:
+        """messageId → Customer; messages with no identifier go to `unresolved`."""
+        out: dict[str, Customer] = {}
+        memo: dict[Place, Customer] = {}
+        for message, spot in zip(ordered, spots, strict=True):
+            if spot is None:
+                unresolved.append(message.message_id)
+                continue
+            customer = memo.get(spot)
+            if customer is None:
+                customer = memo[spot] = self._at(spot)
+            out[message.message_id] = customer
+        return out
+
+    def _at(self, spot: Place) -> Customer:
+        graph = self.graph
+        if isinstance(spot, str):
+            key = graph.loaded(spot)
+            if key is None:
+                return self.stored(spot)
+        else:
+            key = spot
+        comp = graph.component(key)
+        customer = self.by_component.get(id(comp))
+        if customer is not None:
+            return customer
+        # Loaded but unchanged: exactly its one stored customer.
+        [stored] = comp.stored_ids
+        return self.stored(stored)

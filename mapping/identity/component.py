@@ -2,31 +2,56 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mapping.fields import is_blank
+from mapping.blank import is_blank
 from mapping.identity.identifiers import Identifier
 
 Stamp = tuple[int, str]
 """(event time in epoch microseconds, messageId): orders trait updates deterministically."""
 
+Known = tuple[str, int, int]
+"""What is stored about one identifier: (customer id, first seen, last seen).
+
+Times are epoch microseconds at the hour, as in the store. Plain tuples of strings and
+integers: a large map of them costs the garbage collector nothing.
+"""
+
+HOUR_US = 3_600_000_000
+
 
 @dataclass(slots=True)
 class Seen:
-    """First and last event time an identifier was seen (at the hour, see `seen_time`)."""
+    """First and last event time an identifier was seen, epoch microseconds at the hour.
 
-    first: datetime
-    last: datetime
+    Integers rather than datetimes: they are compared for every identifier of every
+    message, and are what the store holds (`first_seen_us`, `last_seen_us`).
+    """
 
-    def widen(self, first: datetime, last: datetime) -> None:
+    first: int
+    last: int
+
+    def widen(self, first: int, last: int) -> None:
         """Extend to cover [first, last]."""
         if first < self.first:
             self.first = first
         if last > self.last:
             self.last = last
+
+
+def by_kind(seen: Iterable[tuple[Identifier, int]]) -> dict[str, list[str]]:
+    """(identifier, last seen) pairs as identifiers per kind, most recent first (then value)."""
+    out: dict[str, list[str]] = {}
+    for _, (kind, value) in sorted((-last, ident) for ident, last in seen):
+        held = out.get(kind)
+        if held is None:
+            out[kind] = [value]
+        else:
+            held.append(value)
+    return out
 
 
 @dataclass(slots=True)
@@ -49,11 +74,7 @@ class Component:
 
     def by_kind(self) -> dict[str, list[str]]:
         """Identifiers per kind, most recently seen first (then by value)."""
-        items = sorted(self.identifiers.items(), key=lambda kv: (-kv[1].last.timestamp(), kv[0]))
-        out: dict[str, list[str]] = {}
-        for (kind, value), _ in items:
-            out.setdefault(kind, []).append(value)
-        return out
+        return by_kind((ident, seen.last) for ident, seen in self.identifiers.items())
 
     def set_traits(self, traits: Mapping[str, Any], stamp: Stamp) -> None:
         """Keep each trait whose stamp is newer than the one held."""
@@ -117,3 +138,17 @@ def epoch_us(at: datetime) -> int:
     """Microseconds since the epoch (exact, unlike `timestamp()`)."""
     delta = at - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def hour_us(at: datetime) -> int:
+    """`epoch_us(seen_time(at))`, in integer arithmetic for UTC times (the usual case)."""
+    if at.tzinfo is UTC:
+        delta = at - _EPOCH
+        return (delta.days * 24 + delta.seconds // 3600) * HOUR_US
+    # Elsewhere the hour is taken in the time's own zone, as `seen_time` does.
+    return epoch_us(seen_time(at))
+
+
+def from_us(value: int) -> datetime:
+    """The UTC datetime of epoch microseconds."""
+    return _EPOCH + timedelta(microseconds=value)

@@ -1,8 +1,11 @@
 """The identity graph: identifiers merged into customers with union-find, under limits.
 
-Pure and in memory: `sync.identity` loads the part of the persisted graph a batch
-touches, feeds the batch's messages (sorted by event time, then messageId), and writes
-back the components that changed.
+Pure and in memory: `sync.identity` gives it what the store knows about the batch's
+identifiers (`attach`), feeds the batch's messages (sorted by event time, then
+messageId), and writes back what changed. A stored customer becomes a `Component` only
+when a message would add to it, merge it or set its traits; a message whose identifiers
+all belong to one customer already (the common case: a returning visitor) only widens
+their first/last seen, in the known map itself (`observe_known`).
 
 Rules:
 - The identifiers of one message are edges between each other.
@@ -20,16 +23,18 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from mapping.identity.component import (
     Component,
     Conflict,
+    Known,
     Seen,
     Stamp,
     epoch_us,
+    hour_us,
     seen_time,
 )
 from mapping.identity.identifiers import Identifier
@@ -39,12 +44,21 @@ __all__ = [
     "Component",
     "Conflict",
     "IdentityGraph",
+    "Known",
     "Seen",
     "Stamp",
     "customer_id_for",
     "epoch_us",
+    "hour_us",
     "seen_time",
 ]
+
+Loader = Callable[[str], Component]
+"""Stored customer id → that customer as a fresh `Component` (`stored_ids={id}`)."""
+
+Place = int | str
+"""Where a message went: a component key, or the id of a stored customer the batch has
+not loaded (so far)."""
 
 
 def customer_id_for(identifiers: Iterable[Identifier], ranking: Mapping[str, int]) -> str:
@@ -52,6 +66,14 @@ def customer_id_for(identifiers: Iterable[Identifier], ranking: Mapping[str, int
     kind, value = min(identifiers, key=lambda i: (ranking.get(i[0], len(ranking)), i[1]))
     digest = hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=10).hexdigest()
     return f"cus_{digest}"
+
+
+def _first(item: tuple[tuple[int, str | int], Component]) -> tuple[int, str | int]:
+    return item[0]
+
+
+def _no_loader(customer_id: str) -> Component:
+    raise KeyError(customer_id)
 
 
 class IdentityGraph:
@@ -66,6 +88,17 @@ class IdentityGraph:
         self._owner: dict[Identifier, int] = {}
         self._next = 0
         self.conflicts: list[Conflict] = []
+        self._known: MutableMapping[Identifier, Known] = {}
+        self._load: Loader = _no_loader
+        self._stored: dict[str, int] = {}
+        """Stored customer id → key of its component, once loaded."""
+        self._rank: dict[int, tuple[int, str | int]] = {}
+        """Key → where `changed` lists its component: stored customers by id, then new
+        ones as created (the order of loading every touched customer up front)."""
+        self.retimed: set[str] = set()
+        """Stored customers (not loaded) whose identifiers `observe_known` re-timed."""
+        self.touched: set[Identifier] = set()
+        """Their identifiers seen at a new hour (updated in the known map)."""
 
     # building ----------------------------------------------------------------------
 
@@ -74,9 +107,46 @@ class IdentityGraph:
         self._next += 1
         self._parent[key] = key
         self._components[key] = component
+        owner = self._owner
         for ident in component.identifiers:
-            self._owner[ident] = key
+            owner[ident] = key
+        for stored in component.stored_ids:
+            self._stored[stored] = key
+        self._rank[key] = (0, min(component.stored_ids)) if component.stored_ids else (1, key)
         return key
+
+    def attach(self, known: MutableMapping[Identifier, Known], load: Loader) -> None:
+        """Give the graph what the store knows, without loading customers yet.
+
+        Args:
+            known: identifier → (customer id, first, last seen) for at least every
+                stored identifier the coming messages carry. `observe_known` widens
+                times in it (see `touched`), so it must be the batch's own copy or be
+                dropped if the batch fails.
+            load: Builds a stored customer as a `Component` from `known`'s times,
+                called the first time a message would change it otherwise.
+        """
+        self._known = known
+        self._load = load
+
+    def _materialize(self, customer_id: str) -> int:
+        """Load a stored customer into the graph; return its key."""
+        comp = self._load(customer_id)
+        if customer_id in self.retimed:
+            # Re-timed earlier in the batch: those identifiers must still be written.
+            self.retimed.discard(customer_id)
+            touched = self.touched
+            for ident in comp.identifiers:
+                if ident in touched:
+                    touched.discard(ident)
+                    comp.dirty.add(ident)
+            comp.changed = True
+        return self._new(comp)
+
+    def load_stored(self, customer_id: str) -> int:
+        """Load a stored customer (if not already); return its root."""
+        key = self._stored.get(customer_id)
+        return self.find(key if key is not None else self._materialize(customer_id))
 
     def load(
         self,
@@ -107,10 +177,22 @@ class IdentityGraph:
             key = parent[key]
         return key
 
+    def _key_of(self, ident: Identifier) -> int | None:
+        """The root holding an identifier, loading its stored customer if need be."""
+        key = self._owner.get(ident)
+        if key is None:
+            held = self._known.get(ident)
+            if held is None:
+                return None
+            key = self._stored.get(held[0])
+            if key is None:
+                key = self._materialize(held[0])
+        return self.find(key)
+
     def component_of(self, ident: Identifier) -> Component | None:
         """The component holding an identifier, if any."""
-        key = self._owner.get(ident)
-        return None if key is None else self._components[self.find(key)]
+        key = self._key_of(ident)
+        return None if key is None else self._components[key]
 
     # merging -----------------------------------------------------------------------
 
@@ -147,7 +229,7 @@ class IdentityGraph:
         a.dirty |= b.dirty
         a.changed = a.traits_changed = True
 
-    def _touch(self, key: int, ident: Identifier, at: datetime) -> None:
+    def _touch(self, key: int, ident: Identifier, at: int) -> None:
         comp = self._components[key]
         seen = comp.identifiers.get(ident)
         if seen is None:
@@ -160,6 +242,50 @@ class IdentityGraph:
         comp.changed = True
         comp.dirty.add(ident)
 
+    def observe_known(self, ranked: Sequence[Identifier], hour: int) -> Place | None:
+        """`observe` for a message without traits, when it can only re-time identifiers.
+
+        That is when its (non-empty, `ranked`) identifiers all belong to one customer
+        already; returns None otherwise (it must be observed). A customer the batch
+        has not loaded stays unloaded: new first/last seen times go into the known map
+        (and `touched`), and its id is returned rather than a component key.
+        """
+        first = ranked[0]
+        key = self._owner.get(first)
+        if key is not None:
+            root = self.find(key)
+            held = self._components[root].identifiers
+            for ident in ranked:
+                if ident not in held:
+                    return None
+            for ident in ranked:
+                seen = held[ident]
+                if not seen.first <= hour <= seen.last:
+                    self._touch(root, ident, hour)
+            return root
+        known = self._known
+        info = known.get(first)
+        if info is None:
+            return None
+        customer_id = info[0]
+        stale = not info[1] <= hour <= info[2]
+        # The rest cannot be loaded while the first is not: a customer loads whole.
+        for ident in ranked:
+            if ident is not first:
+                info = known.get(ident)
+                if info is None or info[0] != customer_id:
+                    return None
+                if not info[1] <= hour <= info[2]:
+                    stale = True
+        if stale:
+            for ident in ranked:
+                info = known[ident]
+                if not info[1] <= hour <= info[2]:
+                    known[ident] = (customer_id, min(info[1], hour), max(info[2], hour))
+                    self.touched.add(ident)
+            self.retimed.add(customer_id)
+        return customer_id
+
     def observe(
         self,
         identifiers: Sequence[Identifier],
@@ -171,53 +297,64 @@ class IdentityGraph:
 
         Returns None when the message has no usable identifier (all junk).
         """
-        moment = at
-        at = seen_time(at)
         ranking, last = self.ranking, len(self.ranking)
-        if len(identifiers) > 1:
-            ordered = sorted(set(identifiers), key=lambda i: (ranking.get(i[0], last), i[1]))
-        else:
-            ordered = list(identifiers)
+        ordered = sorted(set(identifiers), key=lambda i: (ranking.get(i[0], last), i[1]))
+        return self.observe_ranked(ordered, at, hour_us(at), message_id, traits)
+
+    def observe_ranked(
+        self,
+        ordered: Sequence[Identifier],
+        at: datetime,
+        hour: int,
+        message_id: str,
+        traits: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """`observe` for identifiers already unique and in merge order, at `hour_us(at)`."""
         anchor: int | None = None
         for ident in ordered:
-            owner = self._owner.get(ident)
-            current = None if owner is None else self.find(owner)
+            current = self._key_of(ident)
             if anchor is None:
                 anchor = current if current is not None else self._new(Component(changed=True))
-                self._touch(anchor, ident, at)
+                self._touch(anchor, ident, hour)
                 continue
             if current == anchor:
-                self._touch(anchor, ident, at)
+                self._touch(anchor, ident, hour)
                 continue
-            self._merge(anchor, ident, current, at, message_id)
+            self._merge(anchor, ident, current, at, hour, message_id)
             anchor = self.find(anchor)
         if anchor is not None and traits and self.settings.track_traits:
-            self._components[anchor].set_traits(traits, (epoch_us(moment), message_id))
+            self._components[anchor].set_traits(traits, (epoch_us(at), message_id))
         return anchor
 
     def _merge(
-        self, anchor: int, ident: Identifier, current: int | None, at: datetime, message_id: str
+        self,
+        anchor: int,
+        ident: Identifier,
+        current: int | None,
+        at: datetime,
+        hour: int,
+        message_id: str,
     ) -> None:
         base = self._components[anchor]
         other = (
             self._components[current]
             if current is not None
-            else Component(identifiers={ident: Seen(at, at)})
+            else Component(identifiers={ident: Seen(hour, hour)})
         )
         broken = self._fits(base, other)
         if broken is None:
             if current is None:
-                self._touch(anchor, ident, at)
+                self._touch(anchor, ident, hour)
             else:
                 self._union(anchor, current)
-                self._touch(anchor, ident, at)
+                self._touch(anchor, ident, hour)
             return
         kind, limit = broken
         if current is None:
             current = self._new(Component(changed=True))
-            self._touch(current, ident, at)
+            self._touch(current, ident, hour)
         else:
-            self._touch(current, ident, at)
+            self._touch(current, ident, hour)
         other = self._components[current]
         self.conflicts.append(
             Conflict(
@@ -230,7 +367,7 @@ class IdentityGraph:
                 customer=base.by_kind(),
                 other=other.by_kind(),
                 message_id=message_id,
-                at=at,
+                at=seen_time(at),
             )
         )
 
@@ -243,15 +380,15 @@ class IdentityGraph:
         """
         key = self.observe([anchor], at, "")
         assert key is not None
-        at = seen_time(at)
+        hour = hour_us(at)
         for ident in sorted(set(identifiers) - {anchor}):
-            owner = self._owner.get(ident)
-            current = None if owner is None else self.find(owner)
+            current = self._key_of(ident)
             root = self.find(key)
             if current == root:
-                self._touch(root, ident, at)
+                self._touch(root, ident, hour)
             else:
-                self._merge(root, ident, current, at, f"learned:{anchor[0]}:{anchor[1]}")
+                message_id = f"learned:{anchor[0]}:{anchor[1]}"
+                self._merge(root, ident, current, at, hour, message_id)
         return self.find(key)
 
     # reading -----------------------------------------------------------------------
@@ -264,10 +401,27 @@ class IdentityGraph:
         """The component (root) of a key."""
         return self._components[self.find(key)]
 
+    @property
+    def known(self) -> Mapping[Identifier, Known]:
+        """What the graph was given as known (`attach`), with its re-timings."""
+        return self._known
+
+    def loaded(self, customer_id: str) -> int | None:
+        """The root of a stored customer's component, if the batch loaded it."""
+        key = self._stored.get(customer_id)
+        return None if key is None else self.find(key)
+
     def components(self) -> Iterable[Component]:
-        """Every live component."""
+        """Every live component (stored customers never loaded are not among them)."""
         return self._components.values()
 
     def changed(self) -> list[Component]:
-        """Components a message changed since they were loaded."""
-        return [c for c in self._components.values() if c.changed]
+        """Components a message changed since they were loaded.
+
+        Stored customers first, by id, then new ones in order of creation (a merged
+        component is listed where the one it was merged into is).
+        """
+        rank = self._rank
+        found = [(rank[key], comp) for key, comp in self._components.items() if comp.changed]
+        found.sort(key=_first)
+        return [comp for _, comp in found]

@@ -23,8 +23,8 @@ Identifier = tuple[str, str]
 
 MAX_VALUE_LENGTH = 500
 
-_MEMO_LIMIT = 50_000  # (kind, text) → normalized value; emptied when it grows past this
-_MISS = object()
+_MEMO_LIMIT = 200_000  # text values per kind; a kind's memo is emptied past this
+_MISS: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +34,30 @@ class Normalizer:
     settings: IdentitySettings
     junk: frozenset[str]
     plan: tuple[tuple[str, str, str, bool], ...] = ()
-    memo: dict[tuple[str, str], str | None] = field(
+    rank: dict[str, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    by_source: tuple[tuple[tuple[str, str, bool], ...], ...] = ((), (), ())
+    """`plan` as (kind, path, one key?) for traits, properties and the raw message."""
+    """Kind → priority (`IdentitySettings.ranking`), for ordering a message's identifiers."""
+    memo: dict[str, dict[str, Identifier | None]] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
-    """Results for text values: the same ids recur in every batch."""
+    """kind → text value → its identifier (or None for junk): the same ids recur in every
+    batch, and handing back the same tuple saves building and normalizing it again."""
+    pairs: dict[tuple[str | None, str | None], tuple[Identifier, ...]] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+    """(userId, anonymousId) → their identifiers, ranked: what most messages carry, and
+    one shared tuple for all of them (nothing new for the garbage collector to track)."""
 
     @classmethod
     def of(cls, settings: IdentitySettings) -> Normalizer:
         """A normalizer for these settings."""
-        return cls(settings, settings.junk(), _plan(settings))
+        plan = _plan(settings)
+        by_source = tuple(
+            tuple((kind, path, one_key) for kind, where, path, one_key in plan if where == source)
+            for source in ("traits", "properties", "raw")
+        )
+        return cls(settings, settings.junk(), plan, settings.ranking(), by_source)
 
     def normalize(self, kind: str, raw: Any) -> str | None:
         """The normalized value, or None when it is junk or not a valid identifier."""
@@ -67,6 +82,55 @@ class Normalizer:
             return value.lower()
         return value
 
+    def identifier(self, kind: str, raw: Any) -> Identifier | None:
+        """`(kind, normalized value)`, or None; memoized for text values."""
+        if type(raw) is not str:  # only text: 1, 1.0 and True are equal keys
+            value = self.normalize(kind, raw)
+            return None if value is None else (kind, value)
+        memo = self.memo.get(kind)
+        if memo is None:
+            memo = self.memo[kind] = {}
+        found = memo.get(raw, _MISS)
+        if found is _MISS:
+            value = self.normalize(kind, raw)
+            found = None if value is None else (kind, value)
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[raw] = found
+        return found  # type: ignore[no-any-return]
+
+    def pair(self, user_id: str | None, anonymous_id: str | None) -> tuple[Identifier, ...]:
+        """The ranked identifiers of a userId and an anonymousId (memoized)."""
+        pairs = self.pairs
+        key = (user_id, anonymous_id)
+        found = pairs.get(key)
+        if found is None:
+            idents: list[Identifier] = []
+            if user_id is not None:
+                _add(idents, self.identifier("user_id", user_id))
+            if anonymous_id is not None:
+                _add(idents, self.identifier("anonymous_id", anonymous_id))
+            found = tuple(self.ranked(idents))
+            if len(pairs) >= _MEMO_LIMIT:
+                pairs.clear()
+            pairs[key] = found
+        return found
+
+    def ranked(self, found: list[Identifier]) -> list[Identifier]:
+        """Identifiers in merge order: by kind priority, then value (`found` is unique)."""
+        if len(found) < 2:
+            return found
+        rank = self.rank
+        last = len(rank)
+        if len(found) == 2:
+            a, b = found
+            ra, rb = rank.get(a[0], last), rank.get(b[0], last)
+            if ra > rb or (ra == rb and a[1] > b[1]):
+                found.reverse()
+            return found
+        found.sort(key=lambda i: (rank.get(i[0], last), i[1]))
+        return found
+
 
 def _plan(settings: IdentitySettings) -> tuple[tuple[str, str, str, bool], ...]:
     """(kind, where, path, one key?) for every configured identifier path, split once."""
@@ -82,56 +146,72 @@ def _plan(settings: IdentitySettings) -> tuple[tuple[str, str, str, bool], ...]:
     return tuple(plan)
 
 
-def _lookup(message: Message, where: str, path: str, one_key: bool) -> Any:
-    if where == "traits":
-        source: Mapping[str, Any] = message.traits
-    elif where == "properties":
-        source = message.properties
-    else:
-        source = message.raw
-    if not source:
-        return None
-    return source.get(path) if one_key else get_path(source, path)
-
-
-def extract(message: Message, norm: Normalizer) -> list[Identifier]:
-    """Every identifier a message carries, normalized and de-duplicated.
+def extract(message: Message, norm: Normalizer) -> tuple[Identifier, ...]:
+    """Every identifier a message carries, normalized, de-duplicated and ranked.
 
     userId and anonymousId of the same message, an alias call's previousId, and the
     configured email, phone and extra-key paths are all edges between each other.
+    The identifiers are in merge order (`Normalizer.ranked`): kind priority, then value.
     """
-    raws: list[tuple[str, Any]] = [
-        ("user_id", message.user_id),
-        ("anonymous_id", message.anonymous_id),
-    ]
+    key = (message.user_id, message.anonymous_id)
+    found = norm.pairs.get(key)
+    if found is None:
+        found = norm.pair(*key)
+    more: list[Identifier] | None = None  # only when the message carries other ids
     if message.type == "alias":
-        raws.append((norm.settings.alias_previous_id, message.raw.get("previousId")))
-    for kind, where, path, one_key in norm.plan:
-        value = _lookup(message, where, path, one_key)
-        if value is None:
-            continue
-        if isinstance(value, list | tuple):
-            raws += [(kind, item) for item in value]
-        else:
-            raws.append((kind, value))
-    found: dict[Identifier, None] = {}
-    normalize, memo = norm.normalize, norm.memo
-    for pair in raws:
-        raw = pair[1]
+        raw = message.raw.get("previousId")
+        if raw is not None:
+            ident = norm.identifier(norm.settings.alias_previous_id, raw)
+            more = _more(found, more, ident)
+    # Most messages have no traits and no identifier properties: a source is skipped
+    # at once when empty, and read only where a configured path is.
+    in_traits, in_properties, in_raw = norm.by_source
+    if in_traits and (source := message.traits):
+        more = _scan(source, in_traits, found, more, norm)
+    if in_properties and (source := message.properties):
+        more = _scan(source, in_properties, found, more, norm)
+    if in_raw and (source := message.raw):
+        more = _scan(source, in_raw, found, more, norm)
+    return found if more is None else tuple(norm.ranked(more))
+
+
+def _scan(
+    source: Mapping[str, Any],
+    paths: tuple[tuple[str, str, bool], ...],
+    found: tuple[Identifier, ...],
+    more: list[Identifier] | None,
+    norm: Normalizer,
+) -> list[Identifier] | None:
+    """`_more` with the identifiers at `paths` of one source."""
+    for kind, path, one_key in paths:
+        raw = source.get(path) if one_key else get_path(source, path)
         if raw is None:
             continue
-        if type(raw) is str:  # only text: 1, 1.0 and True are equal keys
-            value = memo.get(pair, _MISS)
-            if value is _MISS:
-                value = normalize(pair[0], raw)
-                if len(memo) >= _MEMO_LIMIT:
-                    memo.clear()
-                memo[pair] = value
+        if isinstance(raw, list | tuple):
+            for item in raw:
+                if item is not None:
+                    more = _more(found, more, norm.identifier(kind, item))
         else:
-            value = normalize(pair[0], raw)
-        if value is not None:
-            found[(pair[0], value)] = None
-    return list(found)
+            more = _more(found, more, norm.identifier(kind, raw))
+    return more
+
+
+def _more(
+    found: tuple[Identifier, ...], more: list[Identifier] | None, ident: Identifier | None
+) -> list[Identifier] | None:
+    """`more` (a copy of `found` once needed) with `ident` added when it is new."""
+    if ident is None or ident in found:
+        return more
+    if more is None:
+        more = list(found)
+    if ident not in more:
+        more.append(ident)
+    return more
+
+
+def _add(found: list[Identifier], ident: Identifier | None) -> None:
+    if ident is not None and ident not in found:
+        found.append(ident)
 
 
 def traits_of(message: Message) -> Mapping[str, Any]:

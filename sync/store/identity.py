@@ -16,8 +16,9 @@ changed (used by `sync.identity.IdentityResolver`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mapping.identity import Conflict, IdentityGraph, Seen
-from mapping.identity.graph import Component, epoch_us
+from mapping.identity.graph import Component, Loader, customer_id_for
 from mapping.identity.identifiers import Identifier
 from sync.store.identity_cache import CachedCustomer, GraphCache
 from sync.store.schema import Timestamp, metadata
@@ -92,24 +93,11 @@ identity_conflicts = sa.Table(
 
 
 _CHUNK = 1000  # IN-list size: few round trips, well under SQLite and PG parameter limits
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-_to_us = epoch_us
-
-
-def _from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
-
-def _canonical(at: datetime) -> datetime:
-    """The time as loading it from the store gives it back (UTC)."""
-    return at if at.tzinfo is UTC else _from_us(_to_us(at))
 
 
 def _dumps(value: Any) -> str:
@@ -160,33 +148,70 @@ def identifiers_of(conn: sa.Connection, customer_ids: Sequence[str]) -> list[Ide
     return found
 
 
+def read_missing(conn: sa.Connection, cache: GraphCache, idents: Iterable[Identifier]) -> list[str]:
+    """Put into `cache` every stored customer holding one of `idents` it does not hold.
+
+    `cache` must be valid for this transaction (`GraphCache.begin`, or a scratch one).
+    A customer is read whole, so the cache then knows every identifier of it. Returns
+    the ids of the customers read.
+    """
+    if cache.complete:
+        return []
+    missing = cache.missing(idents)
+    if not missing:
+        return []
+    fresh = _read_customers(conn, _owners(conn, missing))
+    for cid, (customer, times) in fresh.items():
+        cache.put(cid, customer, times)
+    return list(fresh)
+
+
+def loader(cache: GraphCache) -> Loader:
+    """Builds a cached customer as a `Component` of the graph (see `IdentityGraph.attach`).
+
+    Times come from `cache.owner`, where the graph re-times identifiers during a batch.
+    """
+    customers, owner = cache.customers, cache.owner
+
+    def load(customer_id: str) -> Component:
+        held = customers[customer_id]
+        members: dict[Identifier, Seen] = {}
+        for ident in held.identifiers:
+            _cid, first, last = owner[ident]
+            members[ident] = Seen(first, last)
+        stamps = {k: (v[0], v[1]) for k, v in orjson.loads(held.trait_stamps).items()}
+        traits = orjson.loads(held.traits)
+        return Component(members, traits, stamps, stored_ids={customer_id})
+
+    return load
+
+
 def load_components(
     conn: sa.Connection,
     graph: IdentityGraph,
-    idents: set[Identifier],
+    idents: Iterable[Identifier],
     cache: GraphCache | None = None,
-) -> None:
-    """Load into `graph` every stored customer holding one of `idents`, whole.
+) -> GraphCache:
+    """Give `graph` every stored customer holding one of `idents` (loaded when touched).
 
     With a `cache` (valid for this write turn, see `GraphCache.begin`), cached customers
-    are taken from it and only the rest are read, then cached.
+    are taken from it and only the rest are read, then cached; without one, they are
+    read into a scratch cache. Returns the cache the graph reads (and re-times).
     """
-    if cache is None:
-        stored = _read_customers(conn, _owners(conn, idents))
-    else:
-        stored, missing = cache.lookup(idents)
-        # A missing identifier's customer is never cached while the cache is valid;
-        # if it were, the store's copy wins.
-        fresh = _read_customers(conn, _owners(conn, missing))
-        for cid, customer in fresh.items():
-            cache.put(cid, customer)
-        stored.update(fresh)
-    for cid in sorted(stored):
-        customer = stored[cid]
-        members = {i: Seen(first, last) for i, first, last in customer.identifiers}
-        stamps = {k: tuple(v) for k, v in orjson.loads(customer.trait_stamps).items()}
-        traits = orjson.loads(customer.traits)
-        graph.adopt(Component(members, traits, stamps, stored_ids={cid}))
+    base = cache if cache is not None else GraphCache(limit=0, complete=False)
+    if base.complete is None:
+        # Once per fresh cache: on an empty graph, everything stored will pass through it.
+        t = identity_identifiers
+        base.complete = conn.execute(sa.select(t.c.kind).limit(1)).first() is None
+    fresh = read_missing(conn, base, idents)
+    graph.attach(base.owner, loader(base))
+    ranking = graph.ranking
+    for cid in fresh:
+        if customer_id_for(base.customers[cid].identifiers, ranking) != cid:
+            # Stored under an id the current priority would not give it (the
+            # priority changed): load it, so a change renames it as a merge would.
+            graph.load_stored(cid)
+    return base
 
 
 def _owners(conn: sa.Connection, idents: Iterable[Identifier]) -> set[str]:
@@ -203,12 +228,14 @@ def _owners(conn: sa.Connection, idents: Iterable[Identifier]) -> set[str]:
     return customer_ids
 
 
-def _read_customers(conn: sa.Connection, customer_ids: set[str]) -> dict[str, CachedCustomer]:
-    """These customers as stored: identifier times and traits JSON."""
+def _read_customers(
+    conn: sa.Connection, customer_ids: set[str]
+) -> dict[str, tuple[CachedCustomer, list[tuple[Identifier, int, int]]]]:
+    """These customers as stored: identifiers with their times, and traits JSON."""
     if not customer_ids:
         return {}
     t, c = identity_identifiers, identity_customers
-    members: dict[str, list[tuple[Identifier, datetime, datetime]]] = defaultdict(list)
+    members: dict[str, list[tuple[Identifier, int, int]]] = defaultdict(list)
     traits: dict[str, tuple[str, str]] = {}
     for chunk in _chunks(sorted(customer_ids)):
         rows = conn.execute(
@@ -217,17 +244,22 @@ def _read_customers(conn: sa.Connection, customer_ids: set[str]) -> dict[str, Ca
             ).where(t.c.customer_id.in_(chunk))
         )
         for cid, kind, value, first, last in rows:
-            members[cid].append(((kind, value), _from_us(first), _from_us(last)))
+            members[cid].append(((kind, value), first, last))
         query = sa.select(c.c.customer_id, c.c.traits, c.c.trait_stamps)
         for cid, values, stamps in conn.execute(query.where(c.c.customer_id.in_(chunk))):
             traits[cid] = (values, stamps)
-    return {
-        cid: CachedCustomer(tuple(members[cid]), *traits.get(cid, ("{}", "{}")))
-        for cid in customer_ids
-    }
+    out: dict[str, tuple[CachedCustomer, list[tuple[Identifier, int, int]]]] = {}
+    for cid in sorted(customer_ids):
+        times = members[cid]
+        idents = tuple(ident for ident, _first, _last in times)
+        out[cid] = (CachedCustomer(idents, *traits.get(cid, ("{}", "{}"))), times)
+    return out
 
 
 # writing ---------------------------------------------------------------------------
+
+Build = Callable[[Component, str], Any]
+"""(changed component, its customer id) → the `Customer` to hand out (and cache)."""
 
 
 def write_changes(
@@ -238,8 +270,14 @@ def write_changes(
     *,
     persist: bool = True,
     cache: GraphCache | None = None,
+    build: Build | None = None,
 ) -> dict[str, str]:
     """Write the components `graph` changed, merges and conflicts; return old → new ids.
+
+    Only what changed is written: identifiers added or seen at a new hour (every one of
+    a customer whose id changed), and the traits row when traits changed or the id did.
+    Identifiers the graph only re-timed (`IdentityGraph.touched`) get their times
+    updated; the cache already holds those times.
 
     Args:
         store: The state store (for its dialect-aware upsert).
@@ -248,38 +286,51 @@ def write_changes(
         names: Filled with id(component) → customer id, to reuse.
         persist: False computes ids and merges but writes nothing (dry run).
         cache: Staged with what was written, applied when the transaction commits.
+        build: Called once per changed component; what it returns is cached with it.
     """
     now = datetime.now(UTC)
     ident_rows: list[tuple[str, str, str, int, int]] = []
-    customer_rows: list[dict[str, Any]] = []
+    customer_rows: list[tuple[str, str, str]] = []
     merges: dict[str, str] = {}
+    retime_rows: list[tuple[int, int, str, str]] = []
+    staging = cache is not None and persist
+    ranking, known = graph.ranking, graph.known
     for comp in graph.changed():
-        cid = graph.customer_id(comp)
+        cid = customer_id_for(comp.identifiers, ranking)
         if names is not None:
             names[id(comp)] = cid
-        moved = comp.stored_ids != {cid}
-        idents = comp.identifiers if moved else {i: comp.identifiers[i] for i in comp.dirty}
-        for (kind, value), seen in idents.items():
-            ident_rows.append((kind, value, cid, _to_us(seen.first), _to_us(seen.last)))
+        stored = comp.stored_ids
+        moved = len(stored) != 1 or cid not in stored
+        members = comp.identifiers
+        if moved:
+            for (kind, value), seen in members.items():
+                ident_rows.append((kind, value, cid, seen.first, seen.last))
+        else:
+            for ident in comp.dirty:
+                seen = members[ident]
+                if ident in known:  # stored, and still this customer's: times only
+                    retime_rows.append((seen.first, seen.last, ident[0], ident[1]))
+                else:
+                    ident_rows.append((ident[0], ident[1], cid, seen.first, seen.last))
         traits: tuple[str, str] | None = None
         if moved or comp.traits_changed:
             traits = (_dumps(comp.traits), _dumps(comp.trait_stamps))
-            customer_rows.append(
-                {
-                    "customer_id": cid,
-                    "traits": traits[0],
-                    "trait_stamps": traits[1],
-                    "updated_at": now,
-                }
-            )
-        for old in sorted(comp.stored_ids - {cid}):
-            merges[old] = cid
-        if cache is not None and persist:
-            _stage(cache, cid, comp, traits)
+            customer_rows.append((cid, *traits))
+        if moved:
+            for old in sorted(stored - {cid}):
+                merges[old] = cid
+        built = build(comp, cid) if build is not None else None
+        if staging:
+            assert cache is not None
+            _stage(cache, cid, comp, traits, built)
     if not persist:
         return merges
+    for ident in graph.touched:
+        held = known[ident]
+        retime_rows.append((held[1], held[2], ident[0], ident[1]))
+    _retime_identifiers(conn, retime_rows)
     _upsert_identifiers(store, conn, ident_rows)
-    store.upsert(conn, identity_customers, customer_rows)
+    _upsert_customers(store, conn, customer_rows, now)
     if merges:
         _record_merges(store, conn, merges, now)
     _record_conflicts(conn, graph.conflicts, now)
@@ -287,6 +338,37 @@ def write_changes(
 
 
 _IDENTIFIER_COLUMNS = ("kind", "value", "customer_id", "first_seen_us", "last_seen_us")
+
+
+def _retime_identifiers(conn: sa.Connection, rows: list[tuple[int, int, str, str]]) -> None:
+    """Store new (first, last seen) of stored identifiers that keep their customer.
+
+    Their rows exist with that customer, so an UPDATE of the two times is enough: the
+    customer_id index is left alone, unlike an upsert's.
+    """
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_RETIME, rows)
+        return
+    t = identity_identifiers
+    stmt = (
+        sa.update(t)
+        .where(t.c.kind == sa.bindparam("b_kind"), t.c.value == sa.bindparam("b_value"))
+        .values(first_seen_us=sa.bindparam("b_first"), last_seen_us=sa.bindparam("b_last"))
+    )
+    named = [
+        {"b_first": first, "b_last": last, "b_kind": kind, "b_value": value}
+        for first, last, kind, value in rows
+    ]
+    conn.execute(stmt, named)
+
+
+_SQLITE_RETIME = (
+    "UPDATE identity_identifiers SET first_seen_us = ?, last_seen_us = ? "
+    "WHERE kind = ? AND value = ?"
+)
+_CUSTOMER_COLUMNS = ("customer_id", "traits", "trait_stamps", "updated_at")
 
 
 def _upsert_identifiers(
@@ -304,22 +386,51 @@ def _upsert_identifiers(
         named = [dict(zip(_IDENTIFIER_COLUMNS, row, strict=True)) for row in rows]
         store.upsert(conn, identity_identifiers, named)
         return
-    conn.exec_driver_sql(_sqlite_upsert_sql(), rows)
+    conn.exec_driver_sql(_sqlite_upsert_sql("identity_identifiers"), rows)
 
 
-@lru_cache(maxsize=1)
-def _sqlite_upsert_sql() -> str:
-    stmt = sqlite_insert(identity_identifiers)
-    updates = {c: stmt.excluded[c] for c in _IDENTIFIER_COLUMNS[2:]}
-    stmt = stmt.on_conflict_do_update(index_elements=["kind", "value"], set_=updates)
-    compiled = stmt.compile(dialect=sqlite_dialect(), column_keys=list(_IDENTIFIER_COLUMNS))
-    if tuple(compiled.positiontup or ()) != _IDENTIFIER_COLUMNS:
+def _upsert_customers(
+    store: StateStore, conn: sa.Connection, rows: list[tuple[str, str, str]], now: datetime
+) -> None:
+    """Upsert traits rows, as `_upsert_identifiers` does (one executemany on SQLite)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        named = [dict(zip(_CUSTOMER_COLUMNS, (*row, now), strict=True)) for row in rows]
+        store.upsert(conn, identity_customers, named)
+        return
+    # The column type's own conversion, once for the batch, as SQLAlchemy would bind it.
+    process = identity_customers.c.updated_at.type.bind_processor(conn.dialect)
+    stamp = process(now) if process is not None else now
+    conn.exec_driver_sql(_sqlite_upsert_sql("identity_customers"), [(*row, stamp) for row in rows])
+
+
+@lru_cache(maxsize=4)
+def _sqlite_upsert_sql(table_name: str) -> str:
+    table = identity_identifiers if table_name == "identity_identifiers" else identity_customers
+    columns = _IDENTIFIER_COLUMNS if table is identity_identifiers else _CUSTOMER_COLUMNS
+    keys = [c.name for c in table.primary_key.columns]
+    stmt = sqlite_insert(table)
+    updates = {c: stmt.excluded[c] for c in columns if c not in keys}
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+    compiled = stmt.compile(dialect=sqlite_dialect(), column_keys=list(columns))
+    if tuple(compiled.positiontup or ()) != columns:
         raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
     return compiled.string
 
 
-def _stage(cache: GraphCache, cid: str, comp: Component, traits: tuple[str, str] | None) -> None:
-    """Stage the cache with the customer as just written, and drop merged-away ids."""
+def _stage(
+    cache: GraphCache,
+    cid: str,
+    comp: Component,
+    traits: tuple[str, str] | None,
+    built: Any,
+) -> None:
+    """Stage the cache with the customer as just written, and drop merged-away ids.
+
+    `built` (the batch's `Customer`) is cached as the store would give it back: with
+    traits decoded from the JSON written (key order included) when they changed.
+    """
     if traits is None:
         held = cache.customers.get(cid)
         traits = (
@@ -327,10 +438,14 @@ def _stage(cache: GraphCache, cid: str, comp: Component, traits: tuple[str, str]
             if held is not None
             else (_dumps(comp.traits), _dumps(comp.trait_stamps))
         )
-    for old in comp.stored_ids - {cid}:
-        cache.stage(old, None)
-    seen = tuple((i, _canonical(s.first), _canonical(s.last)) for i, s in comp.identifiers.items())
-    cache.stage(cid, CachedCustomer(seen, *traits))
+    elif built is not None:
+        built = replace(built, traits=orjson.loads(traits[0]))
+    for old in comp.stored_ids:
+        if old != cid:
+            cache.stage(old, None)
+    members = comp.identifiers
+    times = [(i, s.first, s.last) for i, s in members.items()]
+    cache.stage(cid, CachedCustomer(tuple(members), *traits), times, built)
 
 
 def _record_merges(
@@ -340,11 +455,14 @@ def _record_merges(
     old = sorted(merges)
     for chunk in _chunks(old):
         conn.execute(sa.delete(c).where(c.c.customer_id.in_(chunk)))
-    for source, target in merges.items():
-        # Keep the history flat: whatever pointed at `source` now points at `target`.
-        conn.execute(
-            sa.update(m).where(m.c.into_customer_id == source).values(into_customer_id=target)
-        )
+    # Keep the history flat: whatever pointed at a source now points at its target
+    # (one executemany; each row applies in turn, as separate statements would).
+    flatten = (
+        sa.update(m)
+        .where(m.c.into_customer_id == sa.bindparam("b_source"))
+        .values(into_customer_id=sa.bindparam("b_target"))
+    )
+    conn.execute(flatten, [{"b_source": s, "b_target": t} for s, t in merges.items()])
     rows = [
         {"from_customer_id": s, "into_customer_id": t, "merged_at": now} for s, t in merges.items()
     ]

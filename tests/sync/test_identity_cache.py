@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sync.identity import IdentityResolver
+from sync.store import identity as store_identity
 from sync.store.state import StateStore
 from tests.sync.identity_helpers import cid, msg, partition
 
@@ -75,18 +76,18 @@ def test_learn_by_another_resolver_is_seen(store: StateStore) -> None:
     assert customer.identifiers["mailchimp_subscriber_hash"] == ["abc"]
 
 
-def test_failed_batch_empties_the_cache(store: StateStore) -> None:
+def test_failed_batch_empties_the_cache(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
     resolver = IdentityResolver(store)
     resolver.resolve_batch([msg(1, user="u1", anon="a1")])
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    upsert = store.upsert
-    store.upsert = broken  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        resolver.resolve_batch([msg(2, user="u1", email="new@x.com")])
-    store.upsert = upsert  # type: ignore[method-assign]
+    # The batch's last write fails, after every other write of the batch was made.
+    with monkeypatch.context() as patch:
+        patch.setattr(store_identity, "_record_conflicts", broken)
+        with pytest.raises(RuntimeError):
+            resolver.resolve_batch([msg(2, user="u1", email="new@x.com")])
     # Nothing of the failed batch was stored, and the resolver does not pretend it was.
     customer = resolver.resolve_batch([msg(3, user="u1")])["m0003"]
     assert "email" not in customer.identifiers
