@@ -111,7 +111,9 @@ class Decider:
         first, last = live[0]["due_at"], live[-1]["due_at"]
         hold = self.settings.priority_hold
         if hold > timedelta(0) and self.settings.global_cap is not None:
-            rivals = store.pending_between(conn, customers, first, last + hold)
+            # Only a higher priority can hold a decision back.
+            lowest = min(row["priority"] for row in live)
+            rivals = store.pending_between(conn, customers, first, last + hold, above=lowest)
             for row in rivals:
                 out.rivals[row["customer_id"]].append(row)
                 mark = store.mark_of(row)

@@ -89,7 +89,12 @@ def snapshot(
     raw = message.raw
     kept = {k: raw[k] for k in _KEPT if k in raw}
     context = raw.get("context")
-    if isinstance(context, Mapping):
+    if type(context) is dict:
+        light = context.copy()  # then drop the few heavy keys: cheaper than filtering all
+        for key in _HEAVY_CONTEXT.intersection(light):
+            del light[key]
+        kept["context"] = light
+    elif isinstance(context, Mapping):
         kept["context"] = {k: v for k, v in context.items() if k not in _HEAVY_CONTEXT}
     if message.type != "track" and "traits" in raw:
         kept["traits"] = raw["traits"]

@@ -194,18 +194,26 @@ _MARK_COLUMNS = (
 
 
 def pending_between(
-    conn: sa.Connection, customers: Iterable[str], after: datetime, upto: datetime
+    conn: sa.Connection,
+    customers: Iterable[str],
+    after: datetime,
+    upto: datetime,
+    *,
+    above: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Pending instances of these customers due in (after, upto]."""
+    """Pending instances of these customers due in (after, upto] (priority > `above`)."""
     out: list[dict[str, Any]] = []
     mark = _marks(conn)
+    ranked = "" if above is None else f" AND priority > {mark}"
     for part in chunks(customers):
         sql = (
             f"SELECT {', '.join(_LIGHT_COLUMNS)} FROM {_by_customer(conn, 'pending')} "
             f"WHERE status = 'pending' AND customer_id IN ({_marks(conn, len(part))}) "
-            f"AND due_at > {mark} AND due_at <= {mark}"
+            f"AND due_at > {mark} AND due_at <= {mark}{ranked}"
         )
-        params = (*part, to_micros(after), to_micros(upto))
+        params: tuple[Any, ...] = (*part, to_micros(after), to_micros(upto))
+        if above is not None:
+            params += (above,)
         out.extend(_fetch(conn, sql, params, _LIGHT_COLUMNS))
     return out
 
