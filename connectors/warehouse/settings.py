@@ -8,6 +8,9 @@ from pydantic import Field, SecretStr, model_validator
 
 from mapping.settings import StrictModel
 
+PAGE_ROWS = 10_000
+DUCKDB_PAGE_ROWS = 30_000
+
 
 class WarehouseSourceSettings(StrictModel):
     """`[sources.<name>]` with `type = "warehouse"`."""
@@ -42,18 +45,37 @@ class WarehouseSourceSettings(StrictModel):
     query: str | None = Field(default=None, description='SQL for `mode = "query"`.')
     id_column: str = Field(default="id", description="Unique row id (boundary dedup).")
     cursor_column: str = Field(default="received_at", description="Monotonic cursor column.")
-    page_size: int = Field(
-        default=10_000,
+    page_size: int | None = Field(
+        default=None,
         ge=100,
         le=1_000_000,
-        description="Rows fetched per round trip (server-side cursor or keyset page).",
+        description="Rows fetched per round trip (server-side cursor or keyset page). "
+        f"Default {PAGE_ROWS:,}, and {DUCKDB_PAGE_ROWS:,} for DuckDB, whose keyset pages each "
+        "cost one sorted query and a scan of the rows around them (rows that arrived late "
+        "sit far from their cursor order).",
     )
 
     duckdb_memory_limit: str | None = Field(
-        default="256MB",
-        description="DuckDB only: the database's memory limit (its block cache grows up to it; "
-        "DuckDB's own default is 80% of RAM). None keeps DuckDB's default.",
+        default="64MB",
+        description="DuckDB only: the database's memory limit. DuckDB keeps every block it "
+        "reads cached up to this limit, so a larger limit only makes memory grow with the "
+        "table: a read is one pass, which needs the blocks around the page being read and "
+        "the page's sort (32MB already re-reads blocks at 10M rows). Sorts and joins spill "
+        "to disk beyond it. None keeps DuckDB's default (80% of RAM).",
     )
+    duckdb_threads: int | None = Field(
+        default=1,
+        ge=1,
+        description="DuckDB only: threads DuckDB may use. Pages are read one at a time, "
+        "and more threads cost more CPU than they save on a page; raise it for a heavy "
+        "`query`. None keeps DuckDB's default (one per core).",
+    )
+
+    def rows_per_page(self, duckdb: bool) -> int:
+        """`page_size`, or its default for the driver."""
+        if self.page_size is not None:
+            return self.page_size
+        return DUCKDB_PAGE_ROWS if duckdb else PAGE_ROWS
 
     @model_validator(mode="after")
     def _query_needs_sql(self) -> WarehouseSourceSettings:

@@ -4,9 +4,13 @@ Each stream (a Segment table, or the query) is read in `(cursor, id)` order from
 cursor value stored, with boundary dedup (see `connectors.warehouse.cursor`). Before any
 row is read, `max(cursor)` of every stream is taken: that signpost caps the read, so rows
 arriving during it are read next time. Rows are fetched through a server-side cursor
-when the driver has one (PostgreSQL), else in keyset pages of `page_size` rows (DuckDB),
-so memory stays bounded. Streams are read one after another: identifies, aliases,
-groups, pages, screens, then the event tables by name.
+when the driver has one (PostgreSQL), else in keyset pages of `page_size` rows, so
+memory stays bounded. Streams are read one after another: identifies, aliases, groups,
+pages, screens, then the event tables by name.
+
+DuckDB has its own path (`connectors.warehouse.fast`): pages found a chunk at a time
+(`connectors.warehouse.pages`), and Segment tables rendered as message JSON by DuckDB
+itself; other tables and queries are read as rows, through DuckDB's own connection.
 
 The bookmark is `{"v": 1, "streams": {<table>: {"last_value", "boundary_ids"}}}`.
 """
@@ -20,16 +24,16 @@ import sqlalchemy as sa
 
 from connectors.base import Bookmark, SourceBatch
 from connectors.segment.gc_pause import gc_paused, gc_resumed
+from connectors.warehouse.batches import BOOKMARK_VERSION, Batcher, build
 from connectors.warehouse.cursor import TableCursor
-from connectors.warehouse.rows import RowPlan, row_payload
+from connectors.warehouse.fast import FastReader, plan_stream
+from connectors.warehouse.json_sql import quote
+from connectors.warehouse.pages import pages
+from connectors.warehouse.rows import RowPlan
 from connectors.warehouse.settings import WarehouseSourceSettings
 from connectors.warehouse.streams import Stream, discover, quote_ident
-from mapping.message import MessageError, parse_message
-from mapping.types import Message, RejectedRow
 
-__all__ = ["WarehouseSource", "WarehouseSourceError"]
-
-BOOKMARK_VERSION = 1
+__all__ = ["BOOKMARK_VERSION", "WarehouseSource", "WarehouseSourceError"]
 
 
 class WarehouseSourceError(Exception):
@@ -51,7 +55,8 @@ class WarehouseSource:
         if settings.password is not None:
             url = url.set(password=settings.password.get_secret_value())
         self.engine = sa.create_engine(url)
-        if url.get_backend_name() == "duckdb":
+        self.duckdb = url.get_backend_name() == "duckdb"
+        if self.duckdb:
             sa.event.listen(self.engine, "connect", self._configure_duckdb)
         self._display_url = url.render_as_string(hide_password=True)
 
@@ -61,6 +66,8 @@ class WarehouseSource:
         limit = self.settings.duckdb_memory_limit
         if limit:
             cursor.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+        if self.settings.duckdb_threads:
+            cursor.execute(f"SET threads = {int(self.settings.duckdb_threads)}")
         cursor.close()
 
     def check(self) -> str:
@@ -91,11 +98,11 @@ class WarehouseSource:
                 signposts = {s.name: self._signpost(conn, s) for s in streams}
         except (sa.exc.SQLAlchemyError, LookupError) as exc:
             raise WarehouseSourceError(f"{self._display_url}: {_reason(exc)}") from None
-        reader = _StreamReader(self, cursors, batch_size)
+        reader = _StreamReader(self, Batcher(cursors, batch_size))
         for stream in streams:
             if signposts[stream.name] is not None:
                 yield from reader.read(stream, signposts[stream.name])
-        yield reader.flush()
+        yield reader.batcher.flush()
 
     def _signpost(self, conn: sa.Connection, stream: Stream) -> Any:
         cursor = quote_ident(conn, self.settings.cursor_column)
@@ -127,11 +134,11 @@ class WarehouseSource:
             where = ""
             if last is not None:
                 where, params["last"] = f" AND {c} >= :last", last
-            size = self.settings.page_size
+            size = self.settings.rows_per_page(duckdb=False)
             options = conn.execution_options(stream_results=True, max_row_buffer=size)
             result = options.execute(sa.text(self._sql(conn, stream, where)), params)
             self._columns(stream, list(result.keys()))
-            for part in result.partitions(self.settings.page_size):
+            for part in result.partitions(size):
                 yield from part
 
     def _keyset(self, stream: Stream, last: Any, signpost: Any) -> Iterator[Sequence[Any]]:
@@ -142,7 +149,8 @@ class WarehouseSource:
         `(cursor, id)` would). A page holds every row of its last cursor value, so it can
         exceed `page_size` by the rows sharing one value.
         """
-        params: dict[str, Any] = {"signpost": signpost, "n": self.settings.page_size}
+        size = self.settings.rows_per_page(duckdb=False)
+        params: dict[str, Any] = {"signpost": signpost, "n": size}
         lower = ""
         if last is not None:
             lower, params["lower"] = " AND {c} >= :lower", last
@@ -166,67 +174,81 @@ class WarehouseSource:
                 return
             lower, params["lower"] = " AND {c} > :lower", upper
 
+    def duckdb_batches(
+        self, stream: Stream, cursor: TableCursor, signpost: Any, batcher: Batcher
+    ) -> Iterator[SourceBatch]:
+        """Read one stream of a DuckDB warehouse: as message JSON when it can, else as rows."""
+        with self.engine.connect() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            described = raw.execute(f"SELECT * FROM {stream.from_clause} LIMIT 0").description
+            self._columns(stream, [column[0] for column in described])
+            fast = None
+            if self.settings.mode == "segment_tables":
+                fast = plan_stream(stream, [str(column[1]) for column in described])
+            if fast is not None:
+                size = self.settings.rows_per_page(duckdb=True)
+                reader = FastReader(raw, fast, batcher, size)
+                yield from reader.read(cursor, signpost)
+            else:
+                rows = self._duckdb_rows(raw, stream, cursor.last_value, signpost)
+                yield from _batches(self, stream, cursor, rows, batcher)
+
+    def _duckdb_rows(
+        self, raw: Any, stream: Stream, last: Any, signpost: Any
+    ) -> Iterator[Sequence[Any]]:
+        """Rows of a DuckDB stream, page by page, as tuples (DuckDB's own, not SQLAlchemy's)."""
+        c = quote(stream.columns[stream.cursor_index])
+        i = quote(stream.columns[stream.id_index])
+        size = self.settings.rows_per_page(duckdb=True)
+        for page in pages(raw, c, stream.from_clause, last, signpost, size):
+            where, params = page.where(c)
+            sql = f"SELECT * FROM {stream.from_clause} WHERE {where} ORDER BY {c}, {i}"
+            yield from raw.execute(sql, params).fetchall()
+
 
 class _StreamReader:
-    """Turns the rows of each stream into batches and keeps the cursors."""
+    """Turns the rows of each stream into batches."""
 
-    def __init__(self, source: WarehouseSource, cursors: dict[str, TableCursor], size: int) -> None:
+    def __init__(self, source: WarehouseSource, batcher: Batcher) -> None:
         self.source = source
-        self.cursors = cursors
-        self.batch_size = size
-        self.messages: list[Message] = []
-        self.rejects: list[RejectedRow] = []
+        self.batcher = batcher
 
     def read(self, stream: Stream, signpost: Any) -> Iterator[SourceBatch]:
-        cursor = self.cursors.setdefault(stream.name, TableCursor())
-        settings = self.source.settings
-        rows = self.source.rows(stream, cursor.last_value, signpost)
+        cursor = self.batcher.cursors.setdefault(stream.name, TableCursor())
         with gc_paused():
-            yield from self._batches(stream, cursor, rows, settings)
+            if self.source.duckdb:
+                yield from self.source.duckdb_batches(stream, cursor, signpost, self.batcher)
+            else:
+                rows = self.source.rows(stream, cursor.last_value, signpost)
+                yield from _batches(self.source, stream, cursor, rows, self.batcher)
 
-    def _batches(
-        self,
-        stream: Stream,
-        cursor: TableCursor,
-        rows: Iterator[Sequence[Any]],
-        settings: WarehouseSourceSettings,
-    ) -> Iterator[SourceBatch]:
-        plan: RowPlan | None = None
-        for row in rows:
-            if plan is None:
-                plan = RowPlan(
-                    stream.columns,
-                    stream.kind,
-                    query_mode=settings.mode == "query",
-                    id_column=stream.columns[stream.id_index],
-                    cursor_column=stream.columns[stream.cursor_index],
-                )
-            value, row_id = row[stream.cursor_index], str(row[stream.id_index])
-            if cursor.seen(value, row_id):
-                continue
-            self._take(stream, plan, row, row_id)
-            cursor.advance(value, row_id)
-            if len(self.messages) + len(self.rejects) >= self.batch_size:
-                with gc_resumed():
-                    yield self.flush()
 
-    def _take(self, stream: Stream, plan: RowPlan, row: Sequence[Any], row_id: str) -> None:
-        ref = f"{stream.name}:{row_id}"
-        try:
-            self.messages.append(parse_message(plan.message(row), ref))
-        except MessageError as exc:
-            payload = {"row": row_payload(stream.columns, row)}
-            self.rejects.append(RejectedRow(ref, exc.field, exc.reason, "source", payload))
-
-    def flush(self) -> SourceBatch:
-        bookmark = {
-            "v": BOOKMARK_VERSION,
-            "streams": {key: cursor.dump() for key, cursor in sorted(self.cursors.items())},
-        }
-        read = len(self.messages) + len(self.rejects)
-        batch = SourceBatch(self.messages, self.rejects, bookmark, read)
-        self.messages, self.rejects = [], []
-        return batch
+def _batches(
+    source: WarehouseSource,
+    stream: Stream,
+    cursor: TableCursor,
+    rows: Iterator[Sequence[Any]],
+    batcher: Batcher,
+) -> Iterator[SourceBatch]:
+    """The generic path: each row through its `RowPlan`, boundary dedup by the cursor."""
+    plan: RowPlan | None = None
+    for row in rows:
+        if plan is None:
+            plan = RowPlan(
+                stream.columns,
+                stream.kind,
+                query_mode=source.settings.mode == "query",
+                id_column=stream.columns[stream.id_index],
+                cursor_column=stream.columns[stream.cursor_index],
+            )
+        value, row_id = row[stream.cursor_index], str(row[stream.id_index])
+        if cursor.seen(value, row_id):
+            continue
+        batcher.add(build(f"{stream.name}:{row_id}", stream.columns, plan, row))
+        cursor.advance(value, row_id)
+        if batcher.full():
+            with gc_resumed():
+                yield batcher.flush()
 
 
 def _reason(exc: Exception) -> str:
