@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 
 
@@ -16,4 +17,7 @@ def tune_gc() -> None:
     to find them alive). Cycles are still collected.
     """
     gc.freeze()
+    # Frozen objects are never collected, even at exit: extension modules that check
+    # for leaks when they are torn down (DuckDB's nanobind) would print pages of them.
+    atexit.register(gc.unfreeze)
     gc.set_threshold(300_000, 20, 100)
