@@ -20,28 +20,22 @@ import sqlalchemy as sa
 from connectors.base import Customer
 from mapping.types import Message
 from sync.store.state import StateStore
-from sync.store.triggers import from_micros, to_micros, trigger_instances
+from sync.store.triggers import to_micros, trigger_instances
 from sync.triggers import journal, store
 from sync.triggers.counting import qualified
 from sync.triggers.decide import Decider, Decision
 from sync.triggers.emit import Emission, emission_of, start_of
 from sync.triggers.matching import key_values
+from sync.triggers.memory import Memory
 from sync.triggers.observe import Observer, Rows, new_instance
 from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
 from sync.triggers.store import ensure_key_index
-from sync.triggers.window import CancelEvent, CancelWindow, CountWindow, Span
 
 DELIVERED = frozenset({"delivered", "acknowledged", "fired", "sent"})
 _PRUNE_EVERY = timedelta(hours=6)
 _QUIET_MARGIN = timedelta(days=1)
 _FUTURE = timedelta(hours=1)
 """Event times further ahead of the wall clock do not advance the watermark."""
-_US = timedelta(microseconds=1)
-_MEMORY = timedelta(hours=24)
-"""Cancel events at least this far behind the newest stay in memory (a few hundred
-bytes each); an older start (later than most sources ever are) reads the journal."""
-_COUNT_MEMORY = timedelta(hours=6)
-"""The same for counted events (plus the count window): they are far more numerous."""
 
 
 def _utcnow() -> datetime:
@@ -88,12 +82,8 @@ class TriggerEngine:
         self._pruned_at: datetime | None = None
         self._counts: Counter[str] = Counter()
         self._across = frozenset(t.name for t in specs if t.key_scope == "global" and t.key)
-        self._cancels = CancelWindow(self._across)
-        self._counted = CountWindow()
-        self._loaded = False
-        self._seq = 0  # the newest journal row the windows reflect
-        self._own: set[str] = set()  # journal rows this engine wrote, not yet seen by seq
-        self._staged: list[CancelEvent] = []  # a preview's cancels (never remembered)
+        chains = {t.name: self._chain_wait(t) - t.wait + _QUIET_MARGIN for t in specs if t.after}
+        self._memory = Memory(self.triggers, self.settings, self._across, chains)
         if self._across:  # committed now: a preview's transaction would roll it back
             with store.engine.begin() as conn:
                 ensure_key_index(conn)
@@ -115,9 +105,12 @@ class TriggerEngine:
                 ids = self._write(conn, rows, live=True)
         except BaseException:
             self._counts = counts
-            self._forget_windows()  # they may hold the uncommitted batch's cancels
+            self._memory.forget()  # it may hold the uncommitted batch's cancels
             raise
-        self._remember(rows, ids)
+        frontier = None if rows.latest is None else min(rows.latest, self.clock() + _FUTURE)
+        self._memory.remember(
+            (c.event for c in rows.counts), ids, None if frontier is None else to_micros(frontier)
+        )
 
     def _write(
         self, conn: sa.Connection, rows: Rows, *, live: bool = False
@@ -125,14 +118,14 @@ class TriggerEngine:
         """Write a batch's rows. `live`: the batch's cancels join the cancel window now
         (the caller forgets the windows if the transaction fails); a preview keeps them
         apart."""
-        self._sync(conn)
+        self._memory.sync(conn)
         if live:
-            self._cancels.add(rows.cancels)
+            self._memory.cancels.add(rows.cancels)
         ids = journal.write_cancels(conn, rows.cancels), journal.write_counts(conn, rows.counts)
         store.mark_cancelled(conn, rows.cancels, self._across)  # earlier batches' instances
         store.write_activity(conn, rows.activity)
         if rows.counts:
-            counted = qualified(conn, self.triggers, rows.counts, self._counted, ids[1])
+            counted = qualified(conn, self.triggers, rows.counts, self._memory.counted, ids[1])
             rows.instances.extend(counted)
             self._counts["started"] += len(counted)
         self._counts["started"] += sum(1 for r in rows.instances if r["status"] == "pending")
@@ -140,7 +133,7 @@ class TriggerEngine:
         if rows.latest is not None:
             # A device with a wrong clock must not decide every pending instance at once.
             store.raise_max_event_time(conn, min(rows.latest, self.clock() + _FUTURE))
-        self._mark_new(conn, rows.instances, () if live else rows.cancels)
+        self._memory.mark_new(conn, rows.instances, () if live else rows.cancels)
         self._decide_cancelled(conn, rows.instances)
         store.insert_ignore(conn, trigger_instances, rows.instances)
         return ids
@@ -165,146 +158,6 @@ class TriggerEngine:
             row.update(self._update(row, decision, now), start=store.DROPPED)
             del row["id"]
             self._count(decision)
-
-    # cancel and count windows -----------------------------------------------------------
-
-    def _mark_new(
-        self, conn: sa.Connection, instances: list[dict[str, Any]], batch: Sequence[CancelEvent]
-    ) -> None:
-        """Give new pending instances the earliest cancel already observed (or in `batch`)."""
-        spans = [(row, span) for row in instances if (span := self._span(row)) is not None]
-        if not spans:
-            return
-        recent = CancelWindow(self._across)
-        if batch or self._staged:
-            recent.add([*batch, *self._staged], forget=False)
-        older = [span for _row, span in spans if not self._cancels.covers(span)]
-        journaled = self._journaled(conn, older)
-        for row, span in spans:
-            found = [self._cancels.earliest(span), recent.earliest(span)]
-            if older:
-                found.append(journaled.earliest(span))
-            best = min((f for f in found if f), key=lambda e: (e[3], e[4]), default=None)
-            if best is not None:
-                row["cancel_time"] = from_micros(best[3])
-                row["cancel_message_id"] = best[4]
-                row["cancel_event"] = best[5]
-                row["cancel_also_start"] = best[6]
-
-    def _span(self, row: Mapping[str, Any]) -> Span | None:
-        trigger = self.triggers.get(row["trigger"])
-        if row["status"] != "pending" or trigger is None or not trigger.cancel_on:
-            return None
-        return Span(
-            row["trigger"],
-            row["customer_id"],
-            row["entity_key"],
-            to_micros(row["start_time"]),
-            to_micros(row["due_at"]),
-            row["start_message_id"],
-        )
-
-    def _journaled(self, conn: sa.Connection, spans: Sequence[Span]) -> CancelWindow:
-        """Cancel events below memory's floor for these instances (starts later than the
-        lateness contract), read from the journal once for all of them."""
-        found = CancelWindow(self._across)
-        if not spans:
-            return found
-        lo = min(s.start for s in spans)
-        hi = max(self._cancels.floors.at.get(s.trigger, lo) for s in spans)
-        customers = {(s.trigger, s.customer_id) for s in spans}
-        keys = {(s.trigger, s.entity_key) for s in spans if s.trigger in self._across}
-        for row in journal.rows_between(conn, journal.CANCEL, lo, hi):
-            found.add(
-                (
-                    e
-                    for e in row.cancels()
-                    if (e[0], e[1]) in customers or (keys and (e[0], e[2]) in keys)
-                ),
-                forget=False,
-            )
-        return found
-
-    def _forget_windows(self) -> None:
-        """Drop both windows; the next batch loads them again from the journal."""
-        self._cancels = CancelWindow(self._across)
-        self._counted = CountWindow()
-        self._own.clear()
-        self._loaded = False
-
-    def _sync(self, conn: sa.Connection) -> None:
-        """Load the windows on first use; later, add what other engines journaled."""
-        if not self._loaded:
-            self._load(conn)
-            return
-        newer = journal.newer_ids(conn, self._seq)
-        if not newer:
-            return
-        self._seq = newer[-1][0]
-        foreign = [jid for _seq, jid in newer if jid not in self._own]
-        self._own.difference_update(jid for _seq, jid in newer)
-        for row in journal.rows_by_id(conn, foreign):
-            self._add_row(row)
-        latest = store.max_event_time(conn)
-        if latest is not None:
-            self._advance(to_micros(latest))
-
-    def _load(self, conn: sa.Connection) -> None:
-        latest = store.max_event_time(conn)
-        frontier = None if latest is None else to_micros(latest)
-        cancel_floors, count_floors = self._floors(frontier)
-        self._cancels.floors.at.update(cancel_floors)
-        self._counted.floors.at.update(count_floors)
-        self._seq = journal.newest_seq(conn)
-        lows = [*cancel_floors.values(), *count_floors.values()]
-        if frontier is not None and lows:
-            for kind in (journal.CANCEL, journal.COUNT):
-                for row in journal.rows_between(conn, kind, min(lows), frontier + 2**40):
-                    self._add_row(row)
-        self._loaded = True
-
-    def _add_row(self, row: journal.Row) -> None:
-        if row.kind == journal.CANCEL:
-            self._cancels.add(e for e in row.cancels() if self._cancels.floors.covers(e[0], e[3]))
-        else:
-            events = row.counts()
-            self._counted.add(
-                (e for e in events if self._counted.floors.covers(e[0], e[3])), row.journal_id
-            )
-
-    def _remember(self, rows: Rows, ids: tuple[str | None, str | None]) -> None:
-        """After the commit: the batch joins the count window; both move on with the clock."""
-        self._counted.add((c.event for c in rows.counts), ids[1] or "")
-        self._own.update(i for i in ids if i)
-        if rows.latest is not None:
-            self._advance(to_micros(min(rows.latest, self.clock() + _FUTURE)))
-
-    def _advance(self, frontier: int) -> None:
-        cancel_floors, count_floors = self._floors(frontier)
-        self._cancels.advance(cancel_floors)
-        self._counted.advance(count_floors)
-
-    def _floors(self, frontier: int | None) -> tuple[dict[str, int], dict[str, int]]:
-        """Per trigger, from when cancel and counted events must stay in memory.
-
-        A start is never later than the allowed lateness behind the newest event, so
-        it needs cancels from there on; a follow-up starts from its parent's start,
-        a chain of waits (and a day of quiet hours each) further back; a counted
-        event needs its window before that.
-        """
-        if frontier is None:
-            return {}, {}
-        lateness = self.settings.allowed_lateness + self.settings.priority_hold
-        cancels, counts = {}, {}
-        for name, trigger in self.triggers.items():
-            back = max(lateness, _MEMORY)
-            if trigger.after is not None:
-                back += self._chain_wait(trigger) - trigger.wait + _QUIET_MARGIN
-            cancels[name] = frontier - back // _US
-            if trigger.count is not None:
-                back = max(lateness, _COUNT_MEMORY) + trigger.count.within
-                counts[name] = frontier - back // _US
-        return cancels, counts
 
     # watermark ----------------------------------------------------------------------
 
@@ -332,7 +185,7 @@ class TriggerEngine:
             trans = conn.begin()
             try:
                 observed = self._observer.rows(messages, customers)
-                self._staged = list(observed.cancels)  # follow-ups need them; not remembered
+                self._memory.staged = list(observed.cancels)  # follow-ups need them
                 self._write(conn, observed)
                 limit = self.watermark(conn)
                 if limit is not None:
@@ -341,7 +194,7 @@ class TriggerEngine:
             finally:
                 trans.rollback()
                 self._counts = counts
-                self._staged = []
+                self._memory.staged = []
                 self._fired = []
         return [emission_of(r) for r in rows]
 
@@ -419,7 +272,7 @@ class TriggerEngine:
                 if children:
                     horizon = min(c["due_at"] for c in children) - self.settings.priority_hold
         store.record_decisions(conn, updates)
-        self._mark_new(conn, children, ())
+        self._memory.mark_new(conn, children, ())
         store.insert_ignore(conn, trigger_instances, children)
         self._counts["started"] += len(children)
 

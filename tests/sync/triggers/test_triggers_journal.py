@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from sync.store.state import StateStore
-from sync.triggers import engine as trigger_engine
-from tests.sync.triggers.timeline import engine, outcomes, run, track, triggers
+from sync.store.triggers import to_micros
+from sync.triggers import memory as trigger_memory
+from tests.sync.triggers.timeline import at, engine, outcomes, run, track, triggers
 
 CART: dict[str, Any] = {
     "name": "cart",
@@ -54,13 +55,13 @@ def test_an_instance_observed_before_its_cancel_is_marked_and_cancelled(
 def test_a_start_older_than_memory_still_finds_its_cancel_in_the_journal(
     store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(trigger_engine, "_MEMORY", timedelta(0))  # lateness + hold only
+    monkeypatch.setattr(trigger_memory, "_MEMORY", timedelta(0))  # lateness + hold only
     eng = engine(store, triggers(CART))
     run(eng, [track("Order Completed", 10, cart_id="k1", mid="o1")])
     run(eng, [_late_day(2 * HOURS)])  # memory now starts after the order
     # A start far later than the lateness contract: decided late, but not blind.
     run(eng, [track("Product Added", 0, cart_id="k1", mid="a1"), _late_day(3 * HOURS)])
-    assert eng._cancels.covers(_span_at(0)) is False
+    assert eng._memory.cancels.covers(_span_at(0)) is False
     assert outcomes(store)["cart/a1"] == ("cancelled", "cancel_event")
 
 
@@ -93,12 +94,13 @@ def test_counted_views_older_than_memory_are_read_from_the_journal(
 ) -> None:
     # Memory of exactly lateness + hold, so a view two hours late reaches below it
     # while the journal (pruned every six hours of event time) still holds its window.
-    monkeypatch.setattr(trigger_engine, "_MEMORY", timedelta(0))
+    monkeypatch.setattr(trigger_memory, "_COUNT_MEMORY", timedelta(0))
     eng = engine(store, triggers(BROWSE))
     views = [track("Product Viewed", m, product_id="p1", mid=f"v{m}") for m in (0, 20)]
     run(eng, views)
     run(eng, [_late_day(2 * HOURS)])
-    assert not eng._counted.covers("browse", 0)
+    assert not eng._memory.counted.covers("browse", to_micros(at(-30)))  # the window's start
+    assert eng._memory.counted.events("browse", "c-ann", "p1") == {}  # forgotten
     sent = run(eng, [track("Product Viewed", 30, product_id="p1", mid="v30")])
     assert [e.message.raw["context"]["espbridge"]["start_message_id"] for e in sent] == ["v30"]
 
