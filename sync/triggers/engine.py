@@ -126,8 +126,7 @@ class TriggerEngine:
         store.write_activity(conn, rows.activity)
         if rows.counts:
             counted = qualified(conn, self.triggers, rows.counts, self._memory.counted, ids[1])
-            rows.instances.extend(counted)
-            self._counts["started"] += len(counted)
+            rows.instances.extend(counted)  # counted below with the others
         self._counts["started"] += sum(1 for r in rows.instances if r["status"] == "pending")
         self._counts["suppressed.no_key"] += sum(1 for r in rows.instances if r["reason"])
         if rows.latest is not None:

@@ -45,6 +45,12 @@ def test_count_fires_on_the_third_view_of_the_same_product(store: StateStore) ->
     assert sent[0].message.timestamp == at(50)
 
 
+def test_a_counted_start_is_reported_once(store: StateStore) -> None:
+    eng = engine(store, triggers(BROWSE))
+    run(eng, views(0, 10, 20))
+    assert eng.decisions_summary() == {"delivered": 1, "fired": 1, "started": 1}
+
+
 def test_count_needs_the_views_inside_the_window(store: StateStore) -> None:
     eng = engine(store, triggers(BROWSE))
     assert run(eng, views(0, 40, 61)) == []
