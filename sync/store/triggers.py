@@ -30,6 +30,16 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
+def placeholder(paramstyle: str) -> str:
+    """The driver's parameter placeholder (the hot paths skip SQLAlchemy's compiler)."""
+    return "?" if paramstyle == "qmark" else "%s"
+
+
+def marks(conn: sa.Connection, n: int = 1) -> str:
+    """`n` driver placeholders, comma-separated."""
+    return ", ".join(placeholder(conn.dialect.paramstyle) for _ in range(n))
+
+
 class Micros(sa.types.TypeDecorator[datetime]):
     """An aware UTC datetime stored as integer microseconds since the epoch.
 

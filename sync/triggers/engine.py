@@ -107,10 +107,8 @@ class TriggerEngine:
             self._counts = counts
             self._memory.forget()  # it may hold the uncommitted batch's cancels
             raise
-        frontier = None if rows.latest is None else min(rows.latest, self.clock() + _FUTURE)
-        self._memory.remember(
-            (c.event for c in rows.counts), ids, None if frontier is None else to_micros(frontier)
-        )
+        frontier = None if rows.latest is None else to_micros(rows.latest)
+        self._memory.remember((c.event for c in rows.counts), ids, frontier)
 
     def _write(
         self, conn: sa.Connection, rows: Rows, *, live: bool = False
@@ -130,8 +128,10 @@ class TriggerEngine:
         self._counts["started"] += sum(1 for r in rows.instances if r["status"] == "pending")
         self._counts["suppressed.no_key"] += sum(1 for r in rows.instances if r["reason"])
         if rows.latest is not None:
-            # A device with a wrong clock must not decide every pending instance at once.
-            store.raise_max_event_time(conn, min(rows.latest, self.clock() + _FUTURE))
+            # A device with a wrong clock must not decide every pending instance at once
+            # (nor move the windows past what later events still need).
+            rows.latest = min(rows.latest, self.clock() + _FUTURE)
+            store.raise_max_event_time(conn, rows.latest)
         self._memory.mark_new(conn, rows.instances, () if live else rows.cancels)
         self._decide_cancelled(conn, rows.instances)
         store.insert_ignore(conn, trigger_instances, rows.instances)

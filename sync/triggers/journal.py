@@ -16,7 +16,7 @@ from typing import cast
 import orjson
 import sqlalchemy as sa
 
-from sync.store.triggers import trigger_journal
+from sync.store.triggers import marks, trigger_journal
 from sync.triggers.window import CancelEvent, CountEvent
 
 CANCEL = "cancel"
@@ -40,11 +40,6 @@ def journal_id(kind: str, keys: Sequence[tuple[str, ...]]) -> str:
     return f"{kind[:2]}_{digest.hexdigest()}"
 
 
-def _marks(conn: sa.Connection, n: int) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return ", ".join(mark for _ in range(n))
-
-
 def _insert(
     conn: sa.Connection,
     jid: str,
@@ -56,7 +51,7 @@ def _insert(
     sql = (
         f"INSERT INTO {trigger_journal.name} "
         "(journal_id, kind, min_time, max_time, entries, starts) "
-        f"VALUES ({_marks(conn, 6)}) ON CONFLICT DO NOTHING"
+        f"VALUES ({marks(conn, 6)}) ON CONFLICT DO NOTHING"
     )
     conn.exec_driver_sql(sql, (jid, kind, min(times), max(times), blob, starts))
 
@@ -104,15 +99,15 @@ def rows_between(conn: sa.Connection, kind: str, lo: int, hi: int) -> list[Row]:
     """Journal rows of `kind` that may hold events with times in [lo, hi]."""
     sql = (
         f"SELECT seq, journal_id, kind, entries FROM {trigger_journal.name} "
-        f"WHERE kind = {_marks(conn, 1)} AND max_time >= {_marks(conn, 1)} "
-        f"AND min_time <= {_marks(conn, 1)} ORDER BY seq"
+        f"WHERE kind = {marks(conn, 1)} AND max_time >= {marks(conn, 1)} "
+        f"AND min_time <= {marks(conn, 1)} ORDER BY seq"
     )
     return [Row(*r) for r in conn.exec_driver_sql(sql, (kind, lo, hi)).fetchall()]
 
 
 def newer_ids(conn: sa.Connection, after: int) -> list[tuple[int, str]]:
     """(seq, journal id) of rows written after `after` (by anyone), in order."""
-    sql = f"SELECT seq, journal_id FROM {trigger_journal.name} WHERE seq > {_marks(conn, 1)}"
+    sql = f"SELECT seq, journal_id FROM {trigger_journal.name} WHERE seq > {marks(conn, 1)}"
     return [(int(s), str(j)) for s, j in conn.exec_driver_sql(sql + " ORDER BY seq", (after,))]
 
 
@@ -128,14 +123,14 @@ def rows_by_id(conn: sa.Connection, ids: Sequence[str]) -> list[Row]:
         return []
     sql = (
         f"SELECT seq, journal_id, kind, entries FROM {trigger_journal.name} "
-        f"WHERE journal_id IN ({_marks(conn, len(ids))}) ORDER BY seq"
+        f"WHERE journal_id IN ({marks(conn, len(ids))}) ORDER BY seq"
     )
     return [Row(*r) for r in conn.exec_driver_sql(sql, tuple(ids)).fetchall()]
 
 
 def start_in(conn: sa.Connection, jid: str, event: CountEvent) -> bytes | None:
     """The start snapshot of one counted event, from the journal row holding it."""
-    sql = f"SELECT entries, starts FROM {trigger_journal.name} WHERE journal_id = {_marks(conn, 1)}"
+    sql = f"SELECT entries, starts FROM {trigger_journal.name} WHERE journal_id = {marks(conn, 1)}"
     for entries, starts in conn.exec_driver_sql(sql, (jid,)).fetchall():
         events = [tuple(e) for e in orjson.loads(entries)]
         if event in events and starts is not None:
@@ -146,7 +141,7 @@ def start_in(conn: sa.Connection, jid: str, event: CountEvent) -> bytes | None:
 def prune(conn: sa.Connection, kind: str, before: int) -> None:
     """Delete rows of `kind` whose newest event is older than `before`."""
     sql = (
-        f"DELETE FROM {trigger_journal.name} WHERE kind = {_marks(conn, 1)} "
-        f"AND max_time < {_marks(conn, 1)}"
+        f"DELETE FROM {trigger_journal.name} WHERE kind = {marks(conn, 1)} "
+        f"AND max_time < {marks(conn, 1)}"
     )
     conn.exec_driver_sql(sql, (kind, before))

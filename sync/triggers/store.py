@@ -15,11 +15,14 @@ import sqlalchemy as sa
 from sync.store.triggers import (
     Micros,
     from_micros,
+    marks,
+    placeholder,
     to_micros,
     trigger_activity,
     trigger_clock,
     trigger_instances,
 )
+from sync.triggers import journal
 from sync.triggers.matching import ANY_KEY
 from sync.triggers.observe import ProductActivity
 from sync.triggers.window import CancelEvent
@@ -41,7 +44,7 @@ def row_dict(row: Any) -> dict[str, Any]:
 @lru_cache(maxsize=64)
 def _insert_sql(table: sa.Table, paramstyle: str) -> tuple[str, tuple[str, ...], tuple[bool, ...]]:
     names = tuple(c.name for c in table.columns)
-    mark = "?" if paramstyle == "qmark" else "%s"
+    mark = placeholder(paramstyle)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(names)}) "
         f"VALUES ({', '.join(mark for _ in names)}) ON CONFLICT DO NOTHING"
@@ -85,12 +88,6 @@ def chunks(values: Iterable[str]) -> Iterable[list[str]]:
     items = sorted(set(values))
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
-
-
-def _marks(conn: sa.Connection, n: int = 1) -> str:
-    """`n` driver placeholders, comma-separated."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return ", ".join(mark for _ in range(n))
 
 
 _INSTANCE_COLUMNS = tuple(c.name for c in trigger_instances.columns)
@@ -162,7 +159,7 @@ def _by_customer(conn: sa.Connection, status: str) -> str:
 
 def pending_due(conn: sa.Connection, upto: datetime, limit: int = CHUNK) -> list[dict[str, Any]]:
     """The next pending instances due at or before `upto`, in decision order."""
-    mark = _marks(conn)
+    mark = marks(conn)
     sql = (
         f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM {trigger_instances.name} "
         f"WHERE status = 'pending' AND due_at <= {mark} "
@@ -178,7 +175,7 @@ def marked_before(conn: sa.Connection, limit: datetime, size: int = CHUNK) -> li
     sql = (
         f"SELECT {', '.join(_MARK_COLUMNS)} FROM {trigger_instances.name}{hint} "
         "WHERE status = 'pending' AND cancel_time IS NOT NULL "
-        f"AND cancel_time < {_marks(conn)} ORDER BY cancel_time, instance_id LIMIT {int(size)}"
+        f"AND cancel_time < {marks(conn)} ORDER BY cancel_time, instance_id LIMIT {int(size)}"
     )
     return _fetch(conn, sql, (to_micros(limit),), _MARK_COLUMNS)
 
@@ -203,12 +200,12 @@ def pending_between(
 ) -> list[dict[str, Any]]:
     """Pending instances of these customers due in (after, upto] (priority > `above`)."""
     out: list[dict[str, Any]] = []
-    mark = _marks(conn)
+    mark = marks(conn)
     ranked = "" if above is None else f" AND priority > {mark}"
     for part in chunks(customers):
         sql = (
             f"SELECT {', '.join(_LIGHT_COLUMNS)} FROM {_by_customer(conn, 'pending')} "
-            f"WHERE status = 'pending' AND customer_id IN ({_marks(conn, len(part))}) "
+            f"WHERE status = 'pending' AND customer_id IN ({marks(conn, len(part))}) "
             f"AND due_at > {mark} AND due_at <= {mark}{ranked}"
         )
         params: tuple[Any, ...] = (*part, to_micros(after), to_micros(upto))
@@ -233,7 +230,7 @@ def fired_since(
     """
     names = ("instance_id", "trigger", "customer_id", "due_at", "priority")
     extra = dict(sorted((longer or {}).items()))
-    mark = _marks(conn)
+    mark = marks(conn)
     window = " OR ".join(
         [f"due_at > {mark}", *(f"(trigger = {mark} AND due_at > {mark})" for _ in extra)]
     )
@@ -244,7 +241,7 @@ def fired_since(
     for part in chunks(customers):
         sql = (
             f"SELECT {', '.join(names)} FROM {_by_customer(conn, 'fired')} "
-            f"WHERE status = 'fired' AND customer_id IN ({_marks(conn, len(part))}) "
+            f"WHERE status = 'fired' AND customer_id IN ({marks(conn, len(part))}) "
             f"AND due_at > {mark} AND ({window})"
         )
         lowest = min([since, *extra.values()])
@@ -256,7 +253,7 @@ def record_decisions(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> 
     """Write decisions onto their (pending) instances."""
     if not rows:
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = marks(conn)
     sets = ", ".join(f"{name} = {mark}" for name in _DECISION_COLUMNS)
     sql = (
         f"UPDATE {trigger_instances.name} SET {sets}, "
@@ -292,8 +289,8 @@ def set_delivery(conn: sa.Connection, instance_ids: Sequence[str], delivery: str
     for part in chunks(instance_ids):
         # By primary key: on the status index SQLite would walk every fired instance.
         sql = (
-            f"UPDATE {trigger_instances.name} SET delivery = {_marks(conn)} "
-            f"WHERE instance_id IN ({_marks(conn, len(part))}) AND {_NOT_BY_STATUS} = 'fired'"
+            f"UPDATE {trigger_instances.name} SET delivery = {marks(conn)} "
+            f"WHERE instance_id IN ({marks(conn, len(part))}) AND {_NOT_BY_STATUS} = 'fired'"
         )
         conn.exec_driver_sql(sql, (delivery, *part))
 
@@ -302,7 +299,7 @@ def set_delivery(conn: sa.Connection, instance_ids: Sequence[str], delivery: str
 
 
 def _mark_sql(conn: sa.Connection, scope: str, *, by_customer: bool) -> str:
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = marks(conn)
     return (
         f"UPDATE {_by_customer(conn, 'pending') if by_customer else _by_entity(conn)} "
         f"SET cancel_time = {mark}, "
@@ -327,7 +324,7 @@ def mark_cancelled(
     """
     if not events:
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = marks(conn)
     local = f"customer_id = {mark} AND (entity_key = {mark} OR {mark} = '{ANY_KEY}')"
     params = [
         (at, mid, event, also, customer, key, key, trigger, at, at, mid, also, at, mid, at, at, mid)
@@ -389,7 +386,7 @@ def write_activity(conn: sa.Connection, items: Sequence[ProductActivity]) -> Non
     sql = (
         f"INSERT INTO {trigger_activity.name} "
         "(customer_id, journal_id, min_time, max_time, items) "
-        f"VALUES ({_marks(conn, 5)}) ON CONFLICT DO NOTHING"
+        f"VALUES ({marks(conn, 5)}) ON CONFLICT DO NOTHING"
     )
     conn.exec_driver_sql(sql, rows)
 
@@ -406,8 +403,8 @@ def activity_for(
     for part in chunks(customers):
         sql = (
             f"SELECT customer_id, items FROM {trigger_activity.name} "
-            f"WHERE customer_id IN ({_marks(conn, len(part))}) "
-            f"AND max_time >= {_marks(conn)} AND min_time <= {_marks(conn)}"
+            f"WHERE customer_id IN ({marks(conn, len(part))}) "
+            f"AND max_time >= {marks(conn)} AND min_time <= {marks(conn)}"
         )
         for customer, blob in conn.exec_driver_sql(sql, (*part, low, high)).fetchall():
             for kind, product_id, message_id, at, product in orjson.loads(blob):
@@ -428,8 +425,6 @@ def activity_for(
 
 def prune(conn: sa.Connection, cutoffs: Mapping[str, datetime]) -> None:
     """Delete rows no pending instance can need any more (see `TriggerEngine._cutoffs`)."""
-    from sync.triggers import journal  # journal builds on this module's neighbours
-
     journal.prune(conn, journal.CANCEL, to_micros(cutoffs["cancels"]))
     journal.prune(conn, journal.COUNT, to_micros(cutoffs["counts"]))
     conn.execute(
