@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from sync.store import schema
+from sync.store.triggers import trigger_instances
 
 Step = Callable[[sa.Connection], None]
 
@@ -38,24 +39,14 @@ def _trigger_cancel_marks(conn: sa.Connection) -> None:
     inspector = sa.inspect(conn)
     if inspector.has_table("trigger_instances"):
         have = {c["name"] for c in inspector.get_columns("trigger_instances")}
-        added = {
-            "cancel_time": "BIGINT",
-            "cancel_message_id": "VARCHAR(400)",
-            "cancel_event": "VARCHAR(200)",
-            "cancel_also_start": "BOOLEAN",
-        }
-        for name, kind in added.items():
-            if name not in have:
-                conn.exec_driver_sql(f"ALTER TABLE trigger_instances ADD COLUMN {name} {kind}")
-        conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS ix_trigger_instances_marked ON trigger_instances "
-            "(cancel_time) WHERE status = 'pending' AND cancel_time IS NOT NULL"
-        )
-        for status in ("pending", "fired"):
-            conn.exec_driver_sql(
-                f"CREATE INDEX IF NOT EXISTS ix_trigger_instances_{status} ON trigger_instances "
-                f"(customer_id, due_at) WHERE status = '{status}'"
-            )
+        for column in trigger_instances.columns:
+            if column.name not in have:  # the cancel_* columns
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(
+                    f"ALTER TABLE trigger_instances ADD COLUMN {column.name} {kind}"
+                )
+        for index in trigger_instances.indexes:  # the new partial ones; the others exist
+            index.create(conn, checkfirst=True)
         conn.exec_driver_sql("DROP INDEX IF EXISTS ix_trigger_instances_customer")
     if inspector.has_table("trigger_cancels"):
         _mark_pending(conn)

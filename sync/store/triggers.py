@@ -59,6 +59,12 @@ class Micros(sa.types.TypeDecorator[datetime]):
 
 Timestamp = Micros()
 
+
+def _partial(name: str, where: str, *columns: str) -> sa.Index:
+    """A partial index, on SQLite and PostgreSQL alike."""
+    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
 Id = sa.String(64)
 Name = sa.String(100)
 Key = sa.String(400)
@@ -92,34 +98,16 @@ trigger_instances = sa.Table(
     sa.Index("ix_trigger_instances_due", "status", "due_at"),
     # By customer, only the pending (cancel marks, rivals) and the fired (caps): the
     # many instances decided otherwise are in no customer index at all.
-    sa.Index(
-        "ix_trigger_instances_pending",
-        "customer_id",
-        "due_at",
-        sqlite_where=sa.text("status = 'pending'"),
-        postgresql_where=sa.text("status = 'pending'"),
-    ),
-    sa.Index(
-        "ix_trigger_instances_fired",
-        "customer_id",
-        "due_at",
-        sqlite_where=sa.text("status = 'fired'"),
-        postgresql_where=sa.text("status = 'fired'"),
-    ),
-    # Partial: pending instances already holding a cancel, decided once it is final.
-    sa.Index(
+    _partial("ix_trigger_instances_pending", "status = 'pending'", "customer_id", "due_at"),
+    _partial("ix_trigger_instances_fired", "status = 'fired'", "customer_id", "due_at"),
+    # Pending instances already holding a cancel, decided once it is final.
+    _partial(
         "ix_trigger_instances_marked",
+        "status = 'pending' AND cancel_time IS NOT NULL",
         "cancel_time",
-        sqlite_where=sa.text("status = 'pending' AND cancel_time IS NOT NULL"),
-        postgresql_where=sa.text("status = 'pending' AND cancel_time IS NOT NULL"),
     ),
-    # Partial: only emissions awaiting an acknowledgement (a handful) are indexed.
-    sa.Index(
-        "ix_trigger_instances_undelivered",
-        "due_at",
-        sqlite_where=sa.text("delivery = 'pending'"),
-        postgresql_where=sa.text("delivery = 'pending'"),
-    ),
+    # Only emissions awaiting an acknowledgement (a handful) are indexed.
+    _partial("ix_trigger_instances_undelivered", "delivery = 'pending'", "due_at"),
 )
 
 trigger_journal = sa.Table(
