@@ -132,7 +132,7 @@ def start_in(conn: sa.Connection, jid: str, event: CountEvent) -> bytes | None:
     """The start snapshot of one counted event, from the journal row holding it."""
     sql = f"SELECT entries, starts FROM {trigger_journal.name} WHERE journal_id = {marks(conn, 1)}"
     for entries, starts in conn.exec_driver_sql(sql, (jid,)).fetchall():
-        events = [tuple(e) for e in orjson.loads(entries)]
+        events = Row(0, jid, COUNT, entries).counts()
         if event in events and starts is not None:
             return orjson.dumps(orjson.loads(starts)[events.index(event)])
     return None
