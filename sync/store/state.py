@@ -46,6 +46,11 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # SQLite's default page cache is 2 MB; the trigger and identity indexes of a million
     # events are far larger, and every insert would read its B-tree pages again.
     cursor.execute("PRAGMA cache_size=-65536")
+    # A checkpoint copies each page changed since the last one back into the database.
+    # Batches rewrite the same hot index pages over and over, so checkpointing every
+    # 40 MB of WAL instead of SQLite's 4 MB copies those pages once instead of ten
+    # times (a quarter less written by the trigger and identity stages).
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
