@@ -1,8 +1,8 @@
 """The DuckDB fast path: Segment tables read as message JSON built by DuckDB.
 
-Each page is one query returning, per row, the message as JSON text (`json_sql`), the
-row id as text and the cursor value; Python only parses the text with orjson and
-validates it, as the segment source does with its lines. Reading a row this way costs
+Each page is one query returning, per row, the message as JSON (`json_sql`, as UTF-8
+bytes), the row's `source_ref` and the cursor value; Python only parses the JSON with
+orjson and validates it, as the segment source does with its lines. Reading a row this way costs
 about a third of fetching its columns as Python objects and building the message.
 
 A row whose JSON orjson rejects, or whose message fails validation, is read again
@@ -23,7 +23,7 @@ from connectors.base import SourceBatch
 from connectors.segment.gc_pause import gc_resumed
 from connectors.warehouse.batches import Batcher, build
 from connectors.warehouse.cursor import TableCursor
-from connectors.warehouse.json_sql import message_sql, quote
+from connectors.warehouse.json_sql import literal, message_sql, quote
 from connectors.warehouse.pages import pages
 from connectors.warehouse.rows import RowPlan
 from connectors.warehouse.streams import Stream
@@ -33,6 +33,9 @@ from mapping.types import RejectedRow
 FETCH_ROWS = 2048
 """Rows converted to Python at a time (DuckDB holds the sorted page)."""
 
+
+Row = tuple[bytes, str, Any]
+"""A fetched row: message JSON, `source_ref` and cursor value."""
 
 VIEW = "espbridge_messages"
 """The temporary view of the stream being read (one per connection, dropped after)."""
@@ -46,8 +49,9 @@ class FastPlan:
         stream: The stream.
         cursor: Its quoted cursor column.
         row_id: Its quoted id column.
-        view: `CREATE TEMP VIEW` of the messages: `espbridge_json`, `espbridge_id` (the id
-            as text), `espbridge_cursor` and `espbridge_order` (the id, for ordering).
+        view: `CREATE TEMP VIEW` of the messages: `espbridge_json`, `espbridge_ref` (the
+            `source_ref`: stream name, `:`, the id as text), `espbridge_cursor` and
+            `espbridge_order` (the id, for ordering).
         plan: The generic `RowPlan`, for the rows the fast path leaves to it.
     """
 
@@ -66,10 +70,13 @@ def plan_stream(stream: Stream, types: list[str]) -> FastPlan | None:
     if sql is None:
         return None
     cursor, row_id = quote(cursor_name), quote(id_name)
-    # A view: DuckDB parses and binds the (long) message expression once, not per page.
+    # A view: DuckDB parses the (long) message expression once, not per page. The JSON
+    # comes as UTF-8 bytes (`encode`): Python copies them, where text would be decoded.
+    # DuckDB also writes each row's `source_ref`, which Python would build per row.
+    ref = f"{literal(stream.name + ':')} || {_id_text(row_id)}"
     view = (
-        f"CREATE OR REPLACE TEMP VIEW {VIEW} AS SELECT {sql.json} AS espbridge_json, "
-        f"COALESCE(CAST({row_id} AS VARCHAR), 'None') AS espbridge_id, "
+        f"CREATE OR REPLACE TEMP VIEW {VIEW} AS SELECT encode({sql.json}) AS espbridge_json, "
+        f"{ref} AS espbridge_ref, "
         f"{cursor} AS espbridge_cursor, {row_id} AS espbridge_order "
         f"FROM {sql.rows(stream.from_clause)} AS espbridge_rows"
     )
@@ -77,6 +84,19 @@ def plan_stream(stream: Stream, types: list[str]) -> FastPlan | None:
         stream.columns, stream.kind, query_mode=False, id_column=id_name, cursor_column=cursor_name
     )
     return FastPlan(stream, cursor, row_id, view, plan)
+
+
+def _id_text(row_id: str) -> str:
+    """The id as text, as `str()` makes it in Python (NULL: `None`)."""
+    return f"COALESCE(CAST({row_id} AS VARCHAR), 'None')"
+
+
+def _save(cursor: TableCursor, last: Any, ids: set[str] | None, last_id: str) -> set[str]:
+    """Store the hot loop's cursor state; returns the ids at `last`, as a set."""
+    if ids is None:
+        ids = {last_id}
+    cursor.last_value, cursor.boundary_ids = last, ids
+    return ids
 
 
 @dataclass(slots=True)
@@ -116,7 +136,7 @@ class FastReader:
             for page in found:
                 where, params = page.where("espbridge_cursor")
                 self.raw.execute(
-                    f"SELECT espbridge_json, espbridge_id, espbridge_cursor FROM {VIEW} WHERE "
+                    f"SELECT espbridge_json, espbridge_ref, espbridge_cursor FROM {VIEW} WHERE "
                     f"{where} ORDER BY espbridge_cursor, espbridge_order",
                     params,
                 )
@@ -126,34 +146,41 @@ class FastReader:
         finally:
             self.raw.execute(f"DROP VIEW IF EXISTS {VIEW}")
 
-    def _rows(self, rows: list[tuple[str, str, Any]], cursor: TableCursor) -> Iterator[SourceBatch]:
-        """The hot loop: one JSON parse and one validation per row, cursor kept in locals."""
+    def _rows(self, rows: list[Row], cursor: TableCursor) -> Iterator[SourceBatch]:
+        """The hot loop: one JSON parse and one validation per row, cursor kept in locals.
+
+        `TableCursor.seen` and `advance`, inlined. Cursor values are mostly distinct, so
+        the ids at the last value become a set only once a second row shares it (`ids`
+        is None until then, and `last_ref` names the one row): no set is built per row.
+        """
         batcher, loads, parse = self.batcher, orjson.loads, parse_message
-        prefix = self.fast.stream.name + ":"
-        last, ids = cursor.last_value, cursor.boundary_ids
+        skip = len(self.fast.stream.name) + 1  # ref[skip:] is the row id
+        last, last_ref = cursor.last_value, ""
+        ids: set[str] | None = cursor.boundary_ids
         room = batcher.batch_size - len(batcher.messages) - len(batcher.rejects)
         room -= len(self.pending)
         messages = batcher.messages
-        for text, row_id, value in rows:
-            if value == last:  # `TableCursor.seen`, then `TableCursor.advance`
-                if row_id in ids:
+        for text, ref, value in rows:
+            if value == last:
+                if ids is None:
+                    ids = {last_ref[skip:]}
+                if ref[skip:] in ids:
                     continue
-                ids.add(row_id)
+                ids.add(ref[skip:])
             else:
-                last, ids = value, {row_id}
-            ref = prefix + row_id
+                last, ids, last_ref = value, None, ref
             try:
                 messages.append(parse(loads(text), ref))
             except ValueError as exc:  # invalid JSON or message: the generic path decides
-                self.pending.append(_Pending(len(messages), ref, row_id, value, str(exc)))
+                self.pending.append(_Pending(len(messages), ref, ref[skip:], value, str(exc)))
             room -= 1
             if room <= 0:
-                cursor.last_value, cursor.boundary_ids = last, ids
+                ids = _save(cursor, last, ids, last_ref[skip:])
                 self._resolve()
                 with gc_resumed():
                     yield batcher.flush()
                 messages, room = batcher.messages, batcher.batch_size
-        cursor.last_value, cursor.boundary_ids = last, ids
+        _save(cursor, last, ids, last_ref[skip:])
 
     def _resolve(self) -> None:
         """Read the pending rows through the generic path, into their places in the batch."""
@@ -183,7 +210,7 @@ class FastReader:
         fast, stream = self.fast, self.fast.stream
         ids = sorted({item.row_id for item in self.pending})
         values = [item.value for item in self.pending]
-        text_id = f"COALESCE(CAST({fast.row_id} AS VARCHAR), 'None')"
+        text_id = _id_text(fast.row_id)
         sql = (
             f"SELECT {text_id} AS espbridge_id, * FROM {stream.from_clause} "
             f"WHERE {fast.cursor} >= ? AND {fast.cursor} <= ? AND list_contains(?, {text_id}) "

@@ -41,16 +41,20 @@ def _chunk(
 ) -> tuple[list[Any], bool]:
     """Upper bounds of the next pages from `start` on, and whether they reach its upper bound."""
     where, params = start.where(cursor)
+    # The last value is the one without a next (`lead`), over the same window as the
+    # numbering: one sort, where `count(*) OVER ()` was a second window pass.
     sql = (
-        f"SELECT espbridge_c, espbridge_total FROM (SELECT espbridge_c, "
-        f"row_number() OVER (ORDER BY espbridge_c) AS espbridge_n, "
-        f"count(*) OVER () AS espbridge_total FROM (SELECT {cursor} AS espbridge_c "
-        f"FROM {source} WHERE {where} ORDER BY {cursor} LIMIT ?) AS espbridge_top) "
-        f"AS espbridge_ranked WHERE espbridge_n % ? = 0 OR espbridge_n = espbridge_total "
-        f"ORDER BY espbridge_n"
+        f"SELECT espbridge_c, espbridge_n FROM (SELECT espbridge_c, "
+        f"row_number() OVER espbridge_w AS espbridge_n, "
+        f"lead(espbridge_c) OVER espbridge_w IS NULL AS espbridge_last "
+        f"FROM (SELECT {cursor} AS espbridge_c FROM {source} WHERE {where} "
+        f"ORDER BY {cursor} LIMIT ?) AS espbridge_top WINDOW espbridge_w AS "
+        f"(ORDER BY espbridge_c)) AS espbridge_ranked "
+        f"WHERE espbridge_n % ? = 0 OR espbridge_last ORDER BY espbridge_n"
     )
     found = raw.execute(sql, [*params, limit, size]).fetchall()
-    return [row[0] for row in found], not found or found[0][1] < limit
+    # The last row's number is the count of values found.
+    return [row[0] for row in found], not found or found[-1][1] < limit
 
 
 def pages(

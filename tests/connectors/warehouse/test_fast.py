@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import connectors.warehouse.fast as fast_module
 import connectors.warehouse.source as source_module
 from connectors.base import Bookmark
 from connectors.warehouse import pages as pages_module
@@ -164,8 +165,9 @@ def _event_table(con: Db, name: str = "order_completed") -> None:
     con.execute(f"UPDATE {name} SET context_library_name = NULL WHERE id LIKE '%3'")
 
 
-def test_same_messages_rejects_and_bookmarks(db: Db) -> None:
+def test_same_messages_rejects_and_bookmarks(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
     con = db
+    monkeypatch.setattr(fast_module, "FETCH_ROWS", 3)  # cursor state carried across fetches
     _event_table(con)
     con.execute(
         "CREATE TABLE identifies (id VARCHAR, received_at TIMESTAMP, user_id VARCHAR, "
@@ -212,6 +214,7 @@ def test_same_messages_rejects_and_bookmarks(db: Db) -> None:
 def test_pages_and_boundaries(db: Db, monkeypatch: pytest.MonkeyPatch) -> None:
     con = db
     monkeypatch.setattr(pages_module, "CHUNK_PAGES", 2)  # several chunks of bounds
+    monkeypatch.setattr(fast_module, "FETCH_ROWS", 11)  # and of fetches, inside a cursor value
     con.execute(
         "CREATE TABLE pages (id INTEGER, received_at TIMESTAMP, anonymous_id VARCHAR, "
         "name VARCHAR, path VARCHAR)"
