@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, NamedTuple
 
 from mapping.identity.component import Known
@@ -147,8 +148,12 @@ class GraphCache:
         self._pending.clear()
         self._used.clear()
         self.version = version
-        while len(customers) > self.limit:
-            self._drop(next(iter(customers)))
+        excess = len(customers) - self.limit
+        if excess > 0:
+            # The oldest, found in one pass: `next(iter(...))` per eviction rescans the
+            # slots earlier pops left empty at the front, quadratic once the cache is full.
+            for customer_id in list(islice(customers, excess)):
+                self._drop(customer_id)
             self.complete = False
 
     def _drop(self, customer_id: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from sync.identity import IdentityResolver
 from sync.store import identity as store_identity
+from sync.store.identity_cache import CachedCustomer, GraphCache
 from sync.store.state import StateStore
 from tests.sync.identity_helpers import cid, msg, partition
 
@@ -114,3 +115,21 @@ def test_dry_run_leaves_the_cache_alone(store: StateStore) -> None:
     resolver.resolve([msg(2, user="u1", email="dry@x.com")], persist=False)
     customer = resolver.resolve_batch([msg(3, user="u1")])["m0003"]
     assert "email" not in customer.identifiers
+
+
+def test_commit_evicts_the_least_recently_used_first() -> None:
+    cache = GraphCache(limit=2)
+    cache.begin(1)
+    for name in ("c1", "c2", "c3", "c4"):
+        ident = ("user_id", name)
+        cache.stage(name, CachedCustomer((ident,), "{}", "{}"), [(ident, 0, 0)])
+    cache.commit(1)  # four written in one turn: the two written first go
+    assert list(cache.customers) == ["c3", "c4"]
+    assert set(cache.owner) == {("user_id", "c3"), ("user_id", "c4")}
+    cache.begin(2)
+    cache.use(["c3"])  # used by this turn: now the most recent
+    ident = ("user_id", "c5")
+    cache.stage("c5", CachedCustomer((ident,), "{}", "{}"), [(ident, 0, 0)])
+    cache.commit(2)
+    assert list(cache.customers) == ["c3", "c5"]
+    assert cache.complete is False
