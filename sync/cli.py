@@ -242,12 +242,18 @@ def retry(
     rows = [
         r for r in store.rejects(sync=sync, run_id=run_id, limit=None) if r["stage"] != "source"
     ]
-    report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
-    store.mark_retried(r["id"] for r in rows)
+    try:
+        report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
+    except SyncBusy as exc:
+        console.print(f"[yellow]busy[/]: {exc}; retry once that run has finished")
+        raise typer.Exit(EXIT_BUSY) from None
     if output == "json":
         _emit_json(report.as_dict())
     else:
-        out.print(f"retried {len(rows)} rejected rows")
+        kept = report.counts.get("retry.not_resendable", 0)
+        out.print(f"retried {len(rows) - kept} rejected rows")
+        for line in report.errors:
+            out.print(f"  {line}")
         out.print(report_table([report]))
 
 

@@ -102,15 +102,7 @@ class SyncEngine:
         """
         if name not in self.config.syncs:
             raise ConfigError(f"no sync named {name!r} (known: {', '.join(self.config.syncs)})")
-        lock, holder = (
-            f"sync:{name}",
-            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
-        )
-        if not self.store.acquire_lock(lock, holder, LOCK_TTL) and not (
-            release_dead_holder(self.store, name)
-            and self.store.acquire_lock(lock, holder, LOCK_TTL)
-        ):
-            raise SyncBusy(f"sync {name!r} is already running elsewhere")
+        lock, holder = self._lock(name)
         report = RunReport(
             sync=name, run_id=self.store.start_run(name, dry_run=dry_run), dry_run=dry_run
         )
@@ -136,6 +128,19 @@ class SyncEngine:
             )
             self.store.release_lock(lock, holder)
         return report
+
+    def _lock(self, name: str) -> tuple[str, str]:
+        """Take the sync's lock (from a dead holder on this host too); SyncBusy if held."""
+        lock, holder = (
+            f"sync:{name}",
+            f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        )
+        if not self.store.acquire_lock(lock, holder, LOCK_TTL) and not (
+            release_dead_holder(self.store, name)
+            and self.store.acquire_lock(lock, holder, LOCK_TTL)
+        ):
+            raise SyncBusy(f"sync {name!r} is already running elsewhere")
+        return lock, holder
 
     async def _run(
         self,
@@ -353,28 +358,57 @@ class SyncEngine:
         )
 
     async def retry(self, name: str, rejects: Sequence[Mapping[str, Any]]) -> RunReport:
-        """Send again the rejected rows that carry their message (after a fix)."""
+        """Send again the rejected rows that carry their message (after a fix).
+
+        Holds the sync's lock as a run does, so a retry never interleaves with a
+        scheduled run of the same sync (SyncBusy while one is in progress). The rows sent
+        again are marked retried once the batch is processed (what the ESP refuses again
+        becomes a new rejected row of this run); a row that cannot be sent again (no
+        message kept, or one that no longer parses) stays in the ledger unmarked, counted
+        as `retry.not_resendable` with its reason in the report's errors.
+        """
+        if name not in self.config.syncs:
+            raise ConfigError(f"no sync named {name!r} (known: {', '.join(self.config.syncs)})")
+        lock, holder = self._lock(name)
+        try:
+            return await self._retry(name, rejects)
+        finally:
+            self.store.release_lock(lock, holder)
+
+    async def _retry(self, name: str, rejects: Sequence[Mapping[str, Any]]) -> RunReport:
         messages: list[Message] = []
+        resent: list[int] = []
+        report = RunReport(sync=name, run_id=self.store.start_run(name))
         for row in rejects:
             raw = (row.get("payload") or {}).get("message")
-            if isinstance(raw, dict):
-                try:
-                    messages.append(parse_message(raw, str(row["source_ref"])))
-                except MessageError:
-                    continue
+            try:
+                if not isinstance(raw, dict):
+                    raise MessageError("message", "the rejected row kept no message to send")
+                messages.append(parse_message(raw, str(row["source_ref"])))
+            except MessageError as exc:
+                report.counts["retry.not_resendable"] += 1
+                report.errors.append(f"{row['source_ref']}: not sent again: {exc}")
+                continue
+            resent.append(int(row["id"]))
         sync = self.config.syncs[name]
-        report = RunReport(sync=name, run_id=self.store.start_run(name))
         destinations = self._destinations(sync.destinations, report, dry_run=False)
         try:
             await self._process(
                 name, sync.source, SourceBatch(messages, [], None), destinations, report, False
             )
+            self.store.mark_retried(resent)
             report.status = "completed"
+        except Exception as exc:
+            report.status = "failed"
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             for destination in destinations:
                 await destination.aclose()
             report.ended_at = datetime.now(UTC)
-            self.store.finish_run(report.run_id, report.status, api_calls=report.api_calls)
+            self.store.finish_run(
+                report.run_id, report.status, api_calls=report.api_calls, errors=report.errors
+            )
         return report
 
 

@@ -201,3 +201,42 @@ def test_check_reaches_an_inbox_source_through_the_state_store(tmp_path: Path) -
     )
     results = {item: (ok, detail) for item, ok, detail in asyncio.run(run_checks(config))}
     assert results["source live"] == (True, "inbox: 0 messages, newest id 0")
+
+
+def test_retry_waits_for_a_run_of_the_same_sync(config_file: Path) -> None:
+    from datetime import timedelta
+
+    from sync.store.state import StateStore
+
+    runner.invoke(app, ["run", "--config", str(config_file)])
+    store = StateStore.open(f"sqlite:///{config_file.parent}/state.db")
+    try:
+        # A scheduled run of `main` in progress elsewhere holds the sync's lock.
+        assert store.acquire_lock("sync:main", "otherhost:1:abcd", timedelta(minutes=10))
+        result = runner.invoke(app, ["retry", "--config", str(config_file), "--sync", "main"])
+        assert result.exit_code == 5, result.output
+        assert "already running" in result.output
+        # Nothing was sent or marked: the destination reject is still there to retry.
+        stages = [r["stage"] for r in store.rejects(sync="main")]
+        assert sorted(stages) == ["destination", "source"]
+    finally:
+        store.close()
+    assert (config_file.parent / "esp.log").read_text().split() == ["m1"]
+
+
+def test_retry_keeps_a_reject_it_cannot_send_again(config_file: Path) -> None:
+    import sqlite3
+
+    runner.invoke(app, ["run", "--config", str(config_file)])
+    db = sqlite3.connect(config_file.parent / "state.db")
+    with db:  # a destination reject recorded without its message
+        db.execute(
+            "UPDATE rejected_rows SET payload = '{\"fields\": {}}' WHERE stage = 'destination'"
+        )
+    db.close()
+    result = runner.invoke(app, ["retry", "--config", str(config_file), "--sync", "main"])
+    assert result.exit_code == 0, result.output
+    assert "retried 0 rejected rows" in result.output
+    assert "not sent again" in result.output and "kept no message" in result.output
+    left = runner.invoke(app, ["rejects", "--config", str(config_file), "--output", "json"])
+    assert sorted(r["stage"] for r in json.loads(left.stdout)) == ["destination", "source"]
