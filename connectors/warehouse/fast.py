@@ -24,7 +24,7 @@ from connectors.segment.gc_pause import gc_resumed
 from connectors.warehouse.batches import Batcher, build
 from connectors.warehouse.cursor import TableCursor
 from connectors.warehouse.json_sql import literal, message_sql, quote
-from connectors.warehouse.pages import pages
+from connectors.warehouse.pages import Page, executed_pages
 from connectors.warehouse.rows import RowPlan
 from connectors.warehouse.streams import Stream
 from mapping.message import parse_message
@@ -86,6 +86,16 @@ def plan_stream(stream: Stream, types: list[str]) -> FastPlan | None:
     return FastPlan(stream, cursor, row_id, view, plan)
 
 
+def _page_query(page: Page) -> tuple[str, list[Any]]:
+    """A page of the view, in cursor then id order."""
+    where, params = page.where("espbridge_cursor")
+    sql = (
+        f"SELECT espbridge_json, espbridge_ref, espbridge_cursor FROM {VIEW} WHERE "
+        f"{where} ORDER BY espbridge_cursor, espbridge_order"
+    )
+    return sql, params
+
+
 def _id_text(row_id: str) -> str:
     """The id as text, as `str()` makes it in Python (NULL: `None`)."""
     return f"COALESCE(CAST({row_id} AS VARCHAR), 'None')"
@@ -125,21 +135,11 @@ class FastReader:
         fast = self.fast
         self.raw.execute(fast.view)
         try:
-            found = pages(
-                self.raw,
-                fast.cursor,
-                fast.stream.from_clause,
-                cursor.last_value,
-                signpost,
-                self.page_size,
-            )
-            for page in found:
-                where, params = page.where("espbridge_cursor")
-                self.raw.execute(
-                    f"SELECT espbridge_json, espbridge_ref, espbridge_cursor FROM {VIEW} WHERE "
-                    f"{where} ORDER BY espbridge_cursor, espbridge_order",
-                    params,
-                )
+            bounds = (cursor.last_value, signpost)
+            source = fast.stream.from_clause
+            for _page in executed_pages(
+                self.raw, fast.cursor, source, bounds, self.page_size, _page_query
+            ):
                 while rows := self.raw.fetchmany(FETCH_ROWS):
                     yield from self._rows(rows, cursor)
             self._resolve()

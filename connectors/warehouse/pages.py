@@ -14,11 +14,18 @@ through than to read).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
+
 CHUNK_PAGES = 20
+MIN_PAGE_ROWS = 100
+"""The smallest page `executed_pages` shrinks to when a page does not fit in memory."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,20 +64,63 @@ def _chunk(
     return [row[0] for row in found], not found or found[-1][1] < limit
 
 
-def pages(
-    raw: Any, cursor: str, source: str, last: Any, signpost: Any, size: int
+def executed_pages(
+    raw: Any,
+    cursor: str,
+    source: str,
+    bounds: tuple[Any, Any],
+    size: int,
+    query: Callable[[Page], tuple[str, list[Any]]],
 ) -> Iterator[Page]:
-    """The pages of rows with cursor in `[last, signpost]` (all up to it when `last` is None).
+    """The pages of rows with cursor in `[last, signpost]`, each page's `query` executed.
+
+    The caller fetches each page's rows from `raw` before asking for the next page.
 
     Args:
         raw: The DuckDB connection.
         cursor: The quoted cursor column.
         source: What to select from (quoted table, or a subquery).
-        last: The stored cursor value (None: never read).
-        signpost: The largest cursor value to read.
+        bounds: (the stored cursor value or None when never read, the signpost).
         size: Rows per page (`page_size`).
+        query: A page's SQL (placeholders `?`) and parameters.
+
+    A page whose query runs out of DuckDB's memory (rows far wider than usual: its sort
+    must hold the page) is read again in pages of half the size, and so are the pages
+    after it, down to `MIN_PAGE_ROWS`; nothing of it was fetched, so nothing is read twice.
     """
+    last, signpost = bounds
+    start: Page | None = _first(last, signpost)
+    while start is not None:
+        found, start = _pages_from(raw, cursor, source, start, size), None
+        for page in found:
+            sql, params = query(page)
+            try:
+                raw.execute(sql, params)
+            except duckdb.OutOfMemoryException as exc:
+                if size // 2 < MIN_PAGE_ROWS:
+                    raise
+                size //= 2
+                log.warning(
+                    "%s: a page did not fit in DuckDB's memory_limit (%s); reading pages "
+                    "of %d rows (set page_size lower, or duckdb_memory_limit higher)",
+                    source,
+                    str(exc).partition("\n")[0],
+                    size,
+                )
+                start = Page(signpost, page.op, page.lower)
+                break
+            yield page
+
+
+def _first(last: Any, signpost: Any) -> Page:
+    """The first page's bounds: from `last` (inclusive, for boundary dedup) to `signpost`."""
     op, lower = (">=", last) if last is not None else ("", None)
+    return Page(signpost, op, lower)
+
+
+def _pages_from(raw: Any, cursor: str, source: str, first: Page, size: int) -> Iterator[Page]:
+    """The pages from `first` (its bounds: where to start, and the signpost) on."""
+    signpost, op, lower = first.upper, first.op, first.lower
     while True:
         start = Page(signpost, op, lower)
         bounds, done = _chunk(raw, cursor, source, start, size * CHUNK_PAGES, size)

@@ -61,7 +61,8 @@ class WarehouseSourceSettings(StrictModel):
         "reads cached up to this limit, so a larger limit only makes memory grow with the "
         "table: a read is one pass, which needs the blocks around the page being read and "
         "the page's sort (32MB already re-reads blocks at 10M rows). Sorts and joins spill "
-        "to disk beyond it. None keeps DuckDB's default (80% of RAM).",
+        "to disk beyond it; a page whose sort does not fit is read again in pages of half "
+        "the size. None keeps DuckDB's default (80% of RAM).",
     )
     duckdb_threads: int | None = Field(
         default=1,

@@ -28,7 +28,7 @@ from connectors.warehouse.batches import BOOKMARK_VERSION, Batcher, build
 from connectors.warehouse.cursor import TableCursor
 from connectors.warehouse.fast import FastReader, plan_stream
 from connectors.warehouse.json_sql import quote
-from connectors.warehouse.pages import pages
+from connectors.warehouse.pages import Page, executed_pages
 from connectors.warehouse.rows import RowPlan
 from connectors.warehouse.settings import WarehouseSourceSettings
 from connectors.warehouse.streams import Stream, discover, quote_ident
@@ -200,10 +200,14 @@ class WarehouseSource:
         c = quote(stream.columns[stream.cursor_index])
         i = quote(stream.columns[stream.id_index])
         size = self.settings.rows_per_page(duckdb=True)
-        for page in pages(raw, c, stream.from_clause, last, signpost, size):
+
+        def query(page: Page) -> tuple[str, list[Any]]:
             where, params = page.where(c)
-            sql = f"SELECT * FROM {stream.from_clause} WHERE {where} ORDER BY {c}, {i}"
-            yield from raw.execute(sql, params).fetchall()
+            return f"SELECT * FROM {stream.from_clause} WHERE {where} ORDER BY {c}, {i}", params
+
+        bounds = (last, signpost)
+        for _page in executed_pages(raw, c, stream.from_clause, bounds, size, query):
+            yield from raw.fetchall()
 
 
 class _StreamReader:

@@ -301,3 +301,24 @@ def test_json_of_every_handled_type_round_trips(db: Db) -> None:
     assert outcome.fast_streams == {"product_viewed"}
     prices = [m.properties["price"] for m in outcome.messages]
     assert len(prices) == 400 and all(isinstance(p, float) and math.isfinite(p) for p in prices)
+
+
+def test_pages_too_wide_for_memory_are_split(
+    db: Db, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages_module, "CHUNK_PAGES", 2)
+    db.execute(
+        "CREATE TABLE pages (id INTEGER, received_at TIMESTAMP, anonymous_id VARCHAR, name VARCHAR)"
+    )
+    # 4 kB rows (a long property), 12,000 of them: 48 MB, one 30,000-row page by default.
+    db.execute(
+        "INSERT INTO pages SELECT i, TIMESTAMP '2026-01-05' + INTERVAL (i // 2) SECOND, "
+        "'a' || i, repeat(md5(i::VARCHAR), 128) FROM range(12000) t(i)"
+    )
+    src = db.source(duckdb_memory_limit="16MB")
+    with caplog.at_level("WARNING", logger="connectors.warehouse.pages"):
+        outcome = both(src, batch_size=5000)
+    assert "did not fit in DuckDB's memory_limit" in caplog.text
+    ids = [m.message_id for m in outcome.messages]
+    assert ids == [str(n) for n in range(12000)]  # each row once, in cursor order
+    assert not outcome.rejects
