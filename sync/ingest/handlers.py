@@ -57,6 +57,33 @@ def _refusal(commit: InboxCommit, invalid: Sequence[InvalidMessage]) -> JSONResp
     )
 
 
+BATCH_DEFAULTS = ("context", "integrations")
+"""Objects a `/v1/batch` body may carry once for all its calls (Segment's HTTP API)."""
+
+
+def with_batch_defaults(messages: list[Any], body: dict[str, Any]) -> list[Any]:
+    """Each message with the batch's `context` and `integrations` under its own.
+
+    A batch-level object applies to every call of the batch; a key the message sets
+    itself wins (one level deep: a message's `context.traits` replaces the batch's).
+    """
+    shared = {k: body[k] for k in BATCH_DEFAULTS if isinstance(body.get(k), dict) and body[k]}
+    if not shared:
+        return messages
+    out: list[Any] = []
+    for message in messages:
+        if isinstance(message, dict):
+            message = dict(message)
+            for key, defaults in shared.items():
+                own = message.get(key)
+                if own is None:
+                    message[key] = dict(defaults)
+                elif isinstance(own, dict):
+                    message[key] = {**defaults, **own}
+        out.append(message)
+    return out
+
+
 class Ingest:
     """The request handling behind the routes."""
 
@@ -92,6 +119,7 @@ class Ingest:
             messages = body.get("batch")
             if not isinstance(messages, list):
                 raise IngestError(400, "invalid_request", "`batch` must be an array of messages")
+            messages = with_batch_defaults(messages, body)
         else:
             messages = [body]
         return await self._store(messages, TRACKING, call_type, body.get("sentAt"))

@@ -150,7 +150,12 @@ class BatchRequest(_Call):
 
     batch: list[SegmentMessage] = Field(max_length=2500)
     sentAt: str | None = None
-    context: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(
+        default=None, description="Context of every call; a call's own keys win."
+    )
+    integrations: dict[str, Any] | None = Field(
+        default=None, description="Integrations of every call; a call's own keys win."
+    )
 
 
 class WebhookBody(RootModel[SegmentMessage | list[SegmentMessage]]):

@@ -316,3 +316,27 @@ async def test_concurrent_requests_are_committed_together_and_counted_right(
     assert sum(a["stored"] for a in answers) == 40 + 20
     assert sum(a["duplicates"] for a in answers) == 20
     assert len(inbox_rows(store)) == 60
+
+
+async def test_batch_context_and_integrations_apply_to_every_call(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    own = {**track("m2"), "context": {"ip": "10.0.0.2", "traits": {"first_name": "Ann"}}}
+    body = {
+        "batch": [track("m1"), own],
+        "context": {"ip": "10.0.0.1", "library": {"name": "analytics-go", "version": "3.3"}},
+        "integrations": {"Klaviyo": False},
+    }
+
+    response = await client.post("/v1/batch", json=body)
+
+    assert response.status_code == 200, response.text
+    first, second = (orjson.loads(r["raw"]) for r in inbox_rows(store))
+    assert first["context"] == body["context"]
+    assert first["integrations"] == {"Klaviyo": False}
+    # The call's own keys win; the batch's fill in the rest.
+    assert second["context"] == {
+        "ip": "10.0.0.2",
+        "traits": {"first_name": "Ann"},
+        "library": {"name": "analytics-go", "version": "3.3"},
+    }
