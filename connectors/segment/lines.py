@@ -24,21 +24,26 @@ def _raw_chunks(handle: IO[bytes], limit: int) -> Iterator[bytes]:
 
 
 def _gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The decompressed stream; `zlib.error` for data that is not gzip, or ends mid-stream."""
     inflater = zlib.decompressobj(wbits=31)
+    fed = False  # the current member has started
     for chunk in chunks:
         data = chunk
         while data:
+            fed = True
             out = inflater.decompress(data)
             if out:
                 yield out
             if not inflater.eof:
                 break
             # A new gzip member follows (files can be concatenated gzip streams).
-            data = inflater.unused_data
+            data, fed = inflater.unused_data, False
             inflater = zlib.decompressobj(wbits=31)
     tail = inflater.flush()
     if tail:
         yield tail
+    if fed and not inflater.eof:
+        raise zlib.error("the gzip stream ends early (a truncated file)")
 
 
 def _skip(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:

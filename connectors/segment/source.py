@@ -9,6 +9,7 @@ files and growing files are handled). Malformed lines become `RejectedRow`s nami
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,17 @@ def _reject(name: str, line_no: int, line: bytes, field: str | None, reason: str
     )
 
 
+def _unreadable(name: str, line_no: int, reason: str) -> RejectedRow:
+    return RejectedRow(
+        source_ref=f"{name}:{line_no + 1}",
+        field=None,
+        reason=f"unreadable gzip data after line {line_no}: {reason}; "
+        "the rest of the file is not read",
+        stage="source",
+        payload={"file": name, "lines_read": line_no},
+    )
+
+
 class SegmentSource:
     """Reads Segment-spec messages from NDJSON files incrementally.
 
@@ -195,35 +207,40 @@ class SegmentSource:
         complete = True
         with self._fs.open(log_file.path, "rb") as handle, gc_paused():
             lines = read_lines(handle, gzipped=log_file.gzipped, offset=offset, limit=log_file.size)
-            for line, end, terminated in lines:
-                line_no += 1
-                try:
-                    raw = loads(line)
-                except orjson.JSONDecodeError as exc:
-                    if not terminated and not log_file.gzipped:
-                        line_no -= 1
-                        complete = False  # a line still being written: read it next time
-                        break
-                    if line.isspace() or not line:
-                        offset = end
-                        continue
-                    rejects.append(_reject(name, line_no, line, "$", f"invalid JSON: {exc}"))
-                else:
+            try:
+                for line, end, terminated in lines:
+                    line_no += 1
                     try:
-                        message = parse_message(raw, f"{name}:{line_no}")
-                    except MessageError as exc:
-                        rejects.append(_reject(name, line_no, line, exc.field, exc.reason))
+                        raw = loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        if not terminated and not log_file.gzipped:
+                            line_no -= 1
+                            complete = False  # a line still being written: read it next time
+                            break
+                        if line.isspace() or not line:
+                            offset = end
+                            continue
+                        rejects.append(_reject(name, line_no, line, "$", f"invalid JSON: {exc}"))
                     else:
-                        messages.append(message)
-                        if recent.seen(message.message_id):
-                            stats.duplicates += 1
-                offset = end
-                room -= 1
-                if room <= 0:
-                    position.lines, position.offset = line_no, offset
-                    with gc_resumed():
-                        yield batch.flush(state, stats)
-                    messages, rejects, room = batch.messages, batch.rejects, batch_size
+                        try:
+                            message = parse_message(raw, f"{name}:{line_no}")
+                        except MessageError as exc:
+                            rejects.append(_reject(name, line_no, line, exc.field, exc.reason))
+                        else:
+                            messages.append(message)
+                            if recent.seen(message.message_id):
+                                stats.duplicates += 1
+                    offset = end
+                    room -= 1
+                    if room <= 0:
+                        position.lines, position.offset = line_no, offset
+                        with gc_resumed():
+                            yield batch.flush(state, stats)
+                        messages, rejects, room = batch.messages, batch.rejects, batch_size
+            except zlib.error as exc:
+                # A corrupt or truncated .gz must not stop every later run at this file:
+                # what was read stands, the rest is one rejected row, the file counts as read.
+                rejects.append(_unreadable(name, line_no, str(exc)))
         position.lines, position.offset = line_no, offset
         if complete:
             position.complete_size = log_file.size

@@ -229,3 +229,23 @@ def test_storage_credentials_stay_out_of_repr() -> None:
 
     settings = SegmentSourceSettings(path="s3://b/p", storage_options={"secret": "s3cr3t"})
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings)
+
+
+def test_corrupt_or_truncated_gz_is_a_reject_and_the_next_files_are_read(tmp_path: Path) -> None:
+    whole = gzip.compress(lines(*(track(n) for n in range(400))), mtime=0)
+    (tmp_path / "a.gz").write_bytes(whole[: len(whole) // 2])  # an upload cut short
+    (tmp_path / "b.gz").write_bytes(b"<Error>AccessDenied</Error>")  # not gzip at all
+    (tmp_path / "c.gz").write_bytes(gzip.compress(lines(track(1000)), mtime=0))
+    src = source(tmp_path)
+    result = read_all(src, None, batch_size=50)
+    ids = [m.message_id for m in result.messages]
+    cut = len(ids) - 1  # lines read from a.gz: every one before the cut, in order
+    assert 0 < cut < 399 and ids == [f"m-0-{n}" for n in range(cut)] + ["m-0-1000"]
+    first, second = result.rejects
+    assert first.source_ref == f"a.gz:{cut + 1}" and first.field is None
+    assert "truncated" in first.reason and first.stage == "source"
+    assert second.source_ref == "b.gz:1" and "unreadable gzip data" in second.reason
+    assert result.read == len(ids) + 2 == src.stats.read
+    # Each file counts as read: the next run neither stops at them nor rejects them again.
+    again = read_all(src, result.bookmark)
+    assert again.messages == [] and again.rejects == []
