@@ -106,6 +106,23 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A record a destination does not take, on purpose: not a fault in the data.
+
+    Example: Mailchimp keys members by email, so a visitor with no known address
+    cannot be sent there. Counted per reason in the run report, not kept as a rejected
+    row (there is nothing to fix); `sync` counts it in `<dest>.suppressed`.
+
+    Attributes:
+        key: The record's idempotency key.
+        reason: Short and stable, e.g. `no_email` (`<dest>.suppressed.<reason>`).
+    """
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Customer:
     """Who a message is about, as identity resolution decided.
 
@@ -138,8 +155,10 @@ class Destination(Protocol):
     """True when the ESP has no idempotency key (Mailchimp events): `sync` then records
     each key as pending before `process_record` and marks it acknowledged after."""
 
-    def map(self, message: Message, customer: Customer | None) -> list[Record | RejectedRow]:
-        """Turn one message into zero or more records (or mapping rejects)."""
+    def map(
+        self, message: Message, customer: Customer | None
+    ) -> Sequence[Record | RejectedRow | Suppressed]:
+        """Turn one message into zero or more records (or mapping rejects, suppressions)."""
         ...
 
     async def process_record(self, record: Record) -> None:

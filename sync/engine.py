@@ -29,6 +29,7 @@ from connectors.base import (
     OutcomeStatus,
     Record,
     SourceBatch,
+    Suppressed,
 )
 from connectors.errors import AuthFailed
 from mapping.message import MessageError, parse_message
@@ -304,6 +305,11 @@ class SyncEngine:
         records: dict[str, tuple[Record, Message]] = {}
         for message, customer in _inputs(name, messages, emissions, customers):
             for item in destination.map(message, customer):
+                if isinstance(item, Suppressed):
+                    counts[f"{name}.records"] += 1
+                    counts[f"{name}.suppressed"] += 1
+                    counts[f"{name}.suppressed.{item.reason}"] += 1
+                    continue
                 if isinstance(item, RejectedRow):
                     rejects.append(
                         replace(

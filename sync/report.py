@@ -15,9 +15,10 @@ class RunReport:
     Count names: `read` (input lines/rows), `messages` (valid), `rejected.source`, and per
     destination `<dest>.records`, `<dest>.acknowledged`, `<dest>.rejected`,
     `<dest>.suppressed`, `<dest>.already_sent`, `<dest>.duplicate_in_batch`,
-    `<dest>.rejected.mapping`. Invariants: `read = messages + rejected.source + skipped`
-    and `<dest>.records = acknowledged + rejected + suppressed + already_sent +
-    duplicate_in_batch`.
+    `<dest>.rejected.mapping`, `<dest>.suppressed.<reason>` (records the destination
+    does not take on purpose, e.g. Mailchimp's `no_email`). Invariants:
+    `read = messages + rejected.source + skipped` and `<dest>.records = acknowledged +
+    rejected + suppressed + already_sent + duplicate_in_batch`.
     """
 
     sync: str

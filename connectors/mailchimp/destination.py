@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Customer, Outcome, Record
+from connectors.base import Customer, Outcome, Record, Suppressed
 from connectors.errors import RejectedPayload
 from connectors.mailchimp.actions import (
     journey_trigger,
@@ -102,16 +102,26 @@ class MailchimpDestination:
             journey_trigger.NAME: self._trigger_fields,
         }
 
-    def map(self, message: Message, customer: Customer | None) -> list[Record | RejectedRow]:
-        """Records for every action subscribed to `message` (or mapping rejects)."""
+    def map(
+        self, message: Message, customer: Customer | None
+    ) -> list[Record | RejectedRow | Suppressed]:
+        """Records for every action subscribed to `message` (or rejects, suppressions).
+
+        A message about someone with no known email is suppressed, not rejected: every
+        Mailchimp call is keyed by the member's address, and an anonymous visitor's
+        event is not a fault to fix (it would flood the ledger and `reject_threshold`).
+        """
         data = message_data(message, customer)
-        out: list[Record | RejectedRow] = []
+        out: list[Record | RejectedRow | Suppressed] = []
         for action, specs in self.fields.items():
             if not ACTIONS[action].subscribes(message, self.settings):
                 continue
             key = f"{message.message_id}:{action}"
             try:
                 resolved = resolve(specs, data)
+                if "email" in resolved.missing:
+                    out.append(Suppressed(key, "no_email"))
+                    continue
                 if resolved.missing:
                     field = resolved.missing[0]
                     paths = ", ".join(specs[field].path) or "(constant)"

@@ -127,3 +127,53 @@ def test_engine_runs_are_exactly_once(
         assert keys == Counter({f"e{i}-0:member_event": 1, f"e{i}-1:member_event": 1})
     triggers = Counter(t["email"] for t in state["journey_triggers"])
     assert triggers == Counter({f"run{i}@example.com": 1 for i in range(people)})
+
+
+def test_visitors_without_an_email_are_suppressed_not_rejects(
+    server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.segment.source import SegmentSource
+
+    monkeypatch.setattr(
+        engine_module, "build_source", lambda name, s, store=None: SegmentSource(s, name)
+    )
+    source = tmp_path / "segment"
+    source.mkdir()
+    anonymous = [
+        {
+            "type": "track",
+            "messageId": f"anon{n}",
+            "anonymousId": f"visitor-{n}",
+            "timestamp": "2026-07-20T10:00:00Z",
+            "event": "Viewed Product",
+        }
+        for n in range(8)
+    ]
+    lines = [json.dumps(line) for line in anonymous] + _lines(2)
+    (source / "events.jsonl").write_text("\n".join(lines) + "\n")
+    config = parse_config(
+        {
+            "state": {"url": f"sqlite:///{tmp_path}/state.db"},
+            "sources": {"events": {"type": "segment", "path": str(source)}},
+            "destinations": {
+                "mc": {
+                    "type": "mailchimp",
+                    "api_key": API_KEY,
+                    "base_url": server.mailchimp_url,
+                    "list_id": LIST_ID,
+                }
+            },
+            "syncs": {"main": {"source": "events", "destinations": ["mc"]}},
+        }
+    )
+    server.reset()
+    store = StateStore.open(config.state.url)
+    report = asyncio.run(SyncEngine(config, store).run_sync("main"))
+    c = report.counts
+    assert report.status == "completed" and report.rejected == 0
+    assert c["mc.suppressed"] == c["mc.suppressed.no_email"] == 8
+    assert c["mc.records"] == (
+        c["mc.acknowledged"] + c["mc.suppressed"] + c.get("mc.rejected", 0)
+    )  # the report's invariant holds with suppressions counted
+    assert store.rejects(sync="main") == []  # nothing to fix: the ledger stays clean
+    store.close()

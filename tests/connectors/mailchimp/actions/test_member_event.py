@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.base import Record
+from connectors.base import Record, Suppressed
 from connectors.mailchimp import MailchimpDestination
 from connectors.mailchimp.actions import member_event
 from mapping.types import RejectedRow
@@ -85,11 +85,12 @@ def test_event_filter_and_journey_events_are_not_member_events_by_default() -> N
     assert actions("Signed Up") == []
 
 
-def test_track_without_email_is_rejected_naming_email() -> None:
+def test_track_without_email_is_suppressed_not_rejected() -> None:
+    # An anonymous visitor is not a Mailchimp member: nothing to fix, so no reject.
     dest = MailchimpDestination("mc", settings())
     out = dest.map(message({"type": "track", "event": "Viewed", "userId": "u1"}), None)
-    [reject] = [r for r in out if isinstance(r, RejectedRow)]
-    assert reject.field == "email" and reject.stage == "mapping"
+    assert out == [Suppressed(out[0].key, "no_email")]
+    assert out[0].key.endswith(":member_event")
 
 
 def test_read_back_finds_our_key_in_event_properties() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.base import Customer, Record
+from connectors.base import Customer, Record, Suppressed
 from connectors.mailchimp import MailchimpDestination
 from connectors.mailchimp.actions import upsert_member
 from connectors.mailchimp.hashing import subscriber_hash
@@ -61,12 +61,10 @@ def test_identify_maps_to_a_put_with_status_if_new_and_converted_merge_fields() 
     assert validate_body(request.method, request.path, request.json) == []
 
 
-def test_missing_email_is_a_mapping_reject_naming_the_field() -> None:
+def test_blank_email_is_suppressed_not_rejected() -> None:
     dest = MailchimpDestination("mc", settings())
-    out = dest.map(identify("", first_name="x"), None)
-    rejects = [r for r in out if isinstance(r, RejectedRow)]
-    assert {r.field for r in rejects} == {"email"}
-    assert all("required" in r.reason and r.key and r.destination == "mc" for r in rejects)
+    out = dest.map(identify("  ", first_name="x"), None)  # blank: no address known
+    assert out and all(isinstance(r, Suppressed) and r.reason == "no_email" for r in out)
 
 
 def test_invalid_address_is_rejected_before_sending() -> None:
