@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from connectors.mailchimp.hashing import subscriber_hash
 from esp_sandbox.context import SandboxConfig
 from esp_sandbox.server import SandboxServer
 from sync import engine as engine_module
-from sync.config import parse_config
+from sync.config import Config, parse_config
 from sync.engine import SyncEngine
 from sync.store.state import StateStore
 from tests.connectors.mailchimp.mc_testkit import API_KEY, LIST_ID
@@ -69,6 +70,31 @@ def _lines(people: int) -> list[str]:
     return [json.dumps(line) for line in lines]
 
 
+def _config(
+    tmp_path: Path, server: SandboxServer, batch_size: int | None = 20, **mailchimp: Any
+) -> Config:
+    """One sync from `tmp_path/segment` into the sandbox's audience."""
+    sync: dict[str, Any] = {"source": "events", "destinations": ["mc"]}
+    if batch_size is not None:
+        sync["batch_size"] = batch_size
+    return parse_config(
+        {
+            "state": {"url": f"sqlite:///{tmp_path}/state.db"},
+            "sources": {"events": {"type": "segment", "path": str(tmp_path / "segment")}},
+            "destinations": {
+                "mc": {
+                    "type": "mailchimp",
+                    "api_key": API_KEY,
+                    "base_url": server.mailchimp_url,
+                    "list_id": LIST_ID,
+                    **mailchimp,
+                }
+            },
+            "syncs": {"main": sync},
+        }
+    )
+
+
 def test_engine_runs_are_exactly_once(
     server: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,26 +108,11 @@ def test_engine_runs_are_exactly_once(
     source = tmp_path / "segment"
     source.mkdir()
     (source / "events.jsonl").write_text("\n".join(_lines(people)) + "\n")
-    config = parse_config(
-        {
-            "state": {"url": f"sqlite:///{tmp_path}/state.db"},
-            "sources": {"events": {"type": "segment", "path": str(source)}},
-            "destinations": {
-                "mc": {
-                    "type": "mailchimp",
-                    "api_key": API_KEY,
-                    "base_url": server.mailchimp_url,
-                    "list_id": LIST_ID,
-                    "journeys": {"Cart Abandoned": {"journey_id": 1, "step_id": 1}},
-                    "retry": {
-                        "initial_seconds": 0.01,
-                        "max_delay_seconds": 0.05,
-                        "max_attempts": 10,
-                    },
-                }
-            },
-            "syncs": {"main": {"source": "events", "destinations": ["mc"], "batch_size": 20}},
-        }
+    config = _config(
+        tmp_path,
+        server,
+        journeys={"Cart Abandoned": {"journey_id": 1, "step_id": 1}},
+        retry={"initial_seconds": 0.01, "max_delay_seconds": 0.05, "max_attempts": 10},
     )
     server.reset()
     server.set_faults(FAULTS)
@@ -151,21 +162,7 @@ def test_visitors_without_an_email_are_suppressed_not_rejects(
     ]
     lines = [json.dumps(line) for line in anonymous] + _lines(2)
     (source / "events.jsonl").write_text("\n".join(lines) + "\n")
-    config = parse_config(
-        {
-            "state": {"url": f"sqlite:///{tmp_path}/state.db"},
-            "sources": {"events": {"type": "segment", "path": str(source)}},
-            "destinations": {
-                "mc": {
-                    "type": "mailchimp",
-                    "api_key": API_KEY,
-                    "base_url": server.mailchimp_url,
-                    "list_id": LIST_ID,
-                }
-            },
-            "syncs": {"main": {"source": "events", "destinations": ["mc"]}},
-        }
-    )
+    config = _config(tmp_path, server, batch_size=None)
     server.reset()
     store = StateStore.open(config.state.url)
     report = asyncio.run(SyncEngine(config, store).run_sync("main"))
