@@ -1,6 +1,7 @@
 """Batches of one read: messages and rejects in row order, and the bookmark after them.
 
-The bookmark is `{"v": 1, "streams": {<table>: {"last_value", "boundary_ids"}}}`.
+The bookmark is `{"v": 1, "streams": {<table>: {"last_value", "boundary_ids"}}}` (and
+`"boundary_nulls"` when rows with a NULL id were read at `last_value`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import orjson
 from connectors.base import SourceBatch
 from connectors.segment.gc_pause import gc_resumed
 from connectors.warehouse.batches import Batcher, build
-from connectors.warehouse.cursor import TableCursor
+from connectors.warehouse.cursor import Resume, TableCursor
 from connectors.warehouse.json_sql import literal, message_sql, quote
 from connectors.warehouse.pages import Page, executed_pages
 from connectors.warehouse.rows import RowPlan
@@ -105,6 +105,8 @@ def _save(cursor: TableCursor, last: Any, ids: set[str] | None, last_id: str) ->
     """Store the hot loop's cursor state; returns the ids at `last`, as a set."""
     if ids is None:
         ids = {last_id}
+    if last != cursor.last_value:
+        cursor.boundary_nulls = 0
     cursor.last_value, cursor.boundary_ids = last, ids
     return ids
 
@@ -137,26 +139,30 @@ class FastReader:
         try:
             bounds = (cursor.last_value, signpost)
             source = fast.stream.from_clause
+            resume = cursor.resume()
             for _page in executed_pages(
                 self.raw, fast.cursor, source, bounds, self.page_size, _page_query
             ):
                 while rows := self.raw.fetchmany(FETCH_ROWS):
-                    yield from self._rows(rows, cursor)
+                    yield from self._rows(rows, cursor, resume)
             self._resolve()
         finally:
             self.raw.execute(f"DROP VIEW IF EXISTS {VIEW}")
 
-    def _rows(self, rows: list[Row], cursor: TableCursor) -> Iterator[SourceBatch]:
+    def _rows(self, rows: list[Row], cursor: TableCursor, resume: Resume) -> Iterator[SourceBatch]:
         """The hot loop: one JSON parse and one validation per row, cursor kept in locals.
 
-        `TableCursor.seen` and `advance`, inlined. Cursor values are mostly distinct, so
-        the ids at the last value become a set only once a second row shares it (`ids`
-        is None until then, and `last_ref` names the one row): no set is built per row.
+        `Resume.seen` and `TableCursor.advance`, inlined. Cursor values are mostly
+        distinct, so the ids at the last value become a set only once a second row shares
+        it (`ids` is None until then, and `last_ref` names the one row): no set is built
+        per row. Only rows sharing a value test `resume` (the ids an earlier read stored):
+        an id met twice in this read is passed on, as the generic path does.
         """
         batcher, loads, parse = self.batcher, orjson.loads, parse_message
         skip = len(self.fast.stream.name) + 1  # ref[skip:] is the row id
         last, last_ref = cursor.last_value, ""
         ids: set[str] | None = cursor.boundary_ids
+        start, stored = resume.value, resume.ids
         room = batcher.batch_size - len(batcher.messages) - len(batcher.rejects)
         room -= len(self.pending)
         messages = batcher.messages
@@ -164,7 +170,7 @@ class FastReader:
             if value == last:
                 if ids is None:
                     ids = {last_ref[skip:]}
-                if ref[skip:] in ids:
+                if value == start and ref[skip:] in stored:
                     continue
                 ids.add(ref[skip:])
             else:

@@ -139,6 +139,7 @@ class RowPlan:
         self.kind = kind
         self.query_mode = query_mode
         self.id_index = list(columns).index(id_column)
+        self.id_column = id_column
         self.steps: list[tuple[int, str, tuple[str, ...]]] = []
         bookkeeping = {id_column.lower(), cursor_column.lower()} if query_mode else set()
         for index, column in enumerate(columns):
@@ -181,7 +182,7 @@ class RowPlan:
         body: dict[str, Any] = {}
         self._fill(row, msg, body)
         if self.query_mode and not self.has_message_id:
-            msg["messageId"] = str(to_json_value(row[self.id_index]))
+            msg["messageId"] = self._default_message_id(row)
         if isinstance(msg.get("messageId"), int | float):
             msg["messageId"] = str(msg["messageId"])
         if "timestamp" not in msg and "receivedAt" in msg:
@@ -190,6 +191,14 @@ class RowPlan:
             section = BODY_FOR_KIND.get(str(msg.get("type")), "properties")
             msg[section] = {**body, **msg.get(section, {})}
         return msg
+
+    def _default_message_id(self, row: Sequence[Any]) -> str:
+        value = row[self.id_index]
+        if value is None:
+            # str(None) would give every such row the messageId "None": the ESPs and the
+            # sent-ledger would keep the first and drop the others as duplicates.
+            raise MessageError(self.id_column, "is NULL: the row has no id to be its messageId")
+        return str(to_json_value(value))
 
     @property
     def _fill(self) -> Callable[[Sequence[Any], dict[str, Any], dict[str, Any]], None]:

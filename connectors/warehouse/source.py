@@ -12,7 +12,8 @@ DuckDB has its own path (`connectors.warehouse.fast`): pages found a chunk at a 
 (`connectors.warehouse.pages`), and Segment tables rendered as message JSON by DuckDB
 itself; other tables and queries are read as rows, through DuckDB's own connection.
 
-The bookmark is `{"v": 1, "streams": {<table>: {"last_value", "boundary_ids"}}}`.
+The bookmark is `{"v": 1, "streams": {<table>: {"last_value", "boundary_ids"}}}` (and
+`"boundary_nulls"` when rows with a NULL id were read at `last_value`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import duckdb
 import sqlalchemy as sa
 
 from connectors.base import Bookmark, SourceBatch
 from connectors.segment.gc_pause import gc_paused, gc_resumed
 from connectors.warehouse.batches import BOOKMARK_VERSION, Batcher, build
-from connectors.warehouse.cursor import TableCursor
+from connectors.warehouse.cursor import CURSOR_TYPES, TableCursor
 from connectors.warehouse.fast import FastReader, plan_stream
 from connectors.warehouse.json_sql import quote
 from connectors.warehouse.pages import Page, executed_pages
@@ -38,6 +40,12 @@ __all__ = ["BOOKMARK_VERSION", "WarehouseSource", "WarehouseSourceError"]
 
 class WarehouseSourceError(Exception):
     """The warehouse cannot be reached or does not hold what the config says."""
+
+
+_QUERY_ERRORS = (sa.exc.SQLAlchemyError, duckdb.Error)
+"""What a warehouse raises when a query fails (DuckDB's own connection raises `duckdb.Error`)."""
+_DB_ERRORS = (*_QUERY_ERRORS, LookupError)
+"""Also `discover`'s: a table named in `tables` is not there."""
 
 
 class WarehouseSource:
@@ -75,11 +83,15 @@ class WarehouseSource:
         try:
             with self.engine.connect() as conn:
                 streams = discover(conn, self.settings)
+                for stream in streams:
+                    self._locate(conn, stream)
                 counts = [f"{s.name} {self._count(conn, s)}" for s in streams]
-        except (sa.exc.SQLAlchemyError, LookupError) as exc:
-            raise WarehouseSourceError(f"{self._display_url}: {_reason(exc)}") from None
+        except _DB_ERRORS as exc:
+            raise self._error(exc) from None
         if not streams:
-            raise WarehouseSourceError(f"{self._display_url}: no Segment tables found")
+            raise WarehouseSourceError(
+                f"warehouse source {self.name!r} at {self._display_url}: no Segment tables found"
+            )
         return f"warehouse source {self.name!r} at {self._display_url}: rows " + ", ".join(counts)
 
     def _count(self, conn: sa.Connection, stream: Stream) -> int:
@@ -95,17 +107,62 @@ class WarehouseSource:
         try:
             with self.engine.connect() as conn:
                 streams = discover(conn, self.settings)
+                for stream in streams:
+                    self._locate(conn, stream)
                 signposts = {s.name: self._signpost(conn, s) for s in streams}
-        except (sa.exc.SQLAlchemyError, LookupError) as exc:
-            raise WarehouseSourceError(f"{self._display_url}: {_reason(exc)}") from None
+        except _DB_ERRORS as exc:
+            raise self._error(exc) from None
+        for stream in streams:
+            self._check_cursor_type(stream, signposts[stream.name])
         reader = _StreamReader(self, Batcher(cursors, batch_size))
         for stream in streams:
-            if signposts[stream.name] is not None:
+            if signposts[stream.name] is None:
+                continue
+            # A query can also fail on a row (a cast, a division by zero) once it is read:
+            # the error names the source and the stream, not a driver's traceback.
+            try:
                 yield from reader.read(stream, signposts[stream.name])
+            except _QUERY_ERRORS as exc:
+                raise self._error(exc, stream) from None
         yield reader.batcher.flush()
 
+    def _check_cursor_type(self, stream: Stream, signpost: Any) -> None:
+        """Refuse a cursor the bookmark cannot store, before anything is read or sent.
+
+        Else the read goes on and the sync fails when it commits the first batch's
+        bookmark (not JSON), after sending it: the same batch again at every run.
+        """
+        if signpost is None or isinstance(signpost, CURSOR_TYPES):
+            return
+        raise WarehouseSourceError(
+            f"warehouse source {self.name!r}: {stream.name}: cursor_column "
+            f"{self.settings.cursor_column!r} holds {type(signpost).__name__} values "
+            f"(such as {signpost!r}); use a timestamp, date, number or text column"
+        )
+
+    def _error(self, exc: Exception, stream: Stream | None = None) -> WarehouseSourceError:
+        where = f"{stream.name}: " if stream is not None else ""
+        return WarehouseSourceError(
+            f"warehouse source {self.name!r} at {self._display_url}: {where}{_reason(exc)}"
+        )
+
+    def _locate(self, conn: sa.Connection, stream: Stream) -> None:
+        """Find the id and cursor columns, before any query orders by them.
+
+        Else the first query naming them fails with the driver's words (PostgreSQL:
+        `column "id" does not exist`, in SQL the user never wrote). On DuckDB, also
+        reads `TIMESTAMPTZ` columns as UTC (`_utc_times`).
+        """
+        # An empty select works on every dialect (DuckDB's inspector cannot list columns).
+        result = conn.execute(sa.text(f"SELECT * FROM {stream.from_clause} WHERE 1 = 0"))
+        self._columns(stream, list(result.keys()))
+        if self.duckdb:
+            raw: Any = conn.connection.dbapi_connection
+            described = raw.execute(f"SELECT * FROM {stream.from_clause} LIMIT 0").description
+            stream.from_clause = _utc_times(stream.from_clause, described)
+
     def _signpost(self, conn: sa.Connection, stream: Stream) -> Any:
-        cursor = quote_ident(conn, self.settings.cursor_column)
+        cursor = quote_ident(conn, stream.cursor_name)
         return conn.execute(sa.text(f"SELECT max({cursor}) FROM {stream.from_clause}")).scalar()
 
     def rows(self, stream: Stream, last: Any, signpost: Any) -> Iterator[Sequence[Any]]:
@@ -120,16 +177,19 @@ class WarehouseSource:
         try:
             stream.locate(self.settings.cursor_column, self.settings.id_column)
         except KeyError as exc:
-            raise WarehouseSourceError(str(exc.args[0])) from None
+            raise WarehouseSourceError(
+                f"warehouse source {self.name!r}: {exc.args[0]} (id_column = "
+                f"{self.settings.id_column!r}, cursor_column = {self.settings.cursor_column!r})"
+            ) from None
 
     def _sql(self, conn: sa.Connection, stream: Stream, where: str) -> str:
-        c = quote_ident(conn, self.settings.cursor_column)
-        i = quote_ident(conn, self.settings.id_column)
+        c = quote_ident(conn, stream.cursor_name)
+        i = quote_ident(conn, stream.id_name)
         return f"SELECT * FROM {stream.from_clause} WHERE {c} <= :signpost{where} ORDER BY {c}, {i}"
 
     def _streamed(self, stream: Stream, last: Any, signpost: Any) -> Iterator[Sequence[Any]]:
         with self.engine.connect() as conn:
-            c = quote_ident(conn, self.settings.cursor_column)
+            c = quote_ident(conn, stream.cursor_name)
             params: dict[str, Any] = {"signpost": signpost}
             where = ""
             if last is not None:
@@ -156,7 +216,7 @@ class WarehouseSource:
             lower, params["lower"] = " AND {c} >= :lower", last
         while True:
             with self.engine.connect() as conn:
-                c = quote_ident(conn, self.settings.cursor_column)
+                c = quote_ident(conn, stream.cursor_name)
                 where = lower.format(c=c)
                 bound = (
                     f"SELECT max({c}) FROM (SELECT {c} FROM {stream.from_clause} "
@@ -236,6 +296,7 @@ def _batches(
 ) -> Iterator[SourceBatch]:
     """The generic path: each row through its `RowPlan`, boundary dedup by the cursor."""
     plan: RowPlan | None = None
+    resume = cursor.resume()
     for row in rows:
         if plan is None:
             plan = RowPlan(
@@ -245,14 +306,30 @@ def _batches(
                 id_column=stream.columns[stream.id_index],
                 cursor_column=stream.columns[stream.cursor_index],
             )
-        value, row_id = row[stream.cursor_index], str(row[stream.id_index])
-        if cursor.seen(value, row_id):
+        value, found = row[stream.cursor_index], row[stream.id_index]
+        row_id = None if found is None else str(found)
+        if resume.seen(value, row_id):
             continue
         batcher.add(build(f"{stream.name}:{row_id}", stream.columns, plan, row))
         cursor.advance(value, row_id)
         if batcher.full():
             with gc_resumed():
                 yield batcher.flush()
+
+
+def _utc_times(from_clause: str, described: Sequence[Sequence[Any]]) -> str:
+    """A DuckDB stream with its `TIMESTAMPTZ` columns as UTC `TIMESTAMP`s.
+
+    DuckDB's Python client needs `pytz` (not a dependency) to return a `TIMESTAMPTZ`, and
+    fails the whole read without it; as UTC timestamps the values keep their order and
+    instant, and become the same `…Z` strings in messages.
+    """
+    zoned = [str(column[0]) for column in described if str(column[1]) == "TIMESTAMP WITH TIME ZONE"]
+    if not zoned:
+        return from_clause
+    replaced = ", ".join(f"timezone('UTC', {quote(name)}) AS {quote(name)}" for name in zoned)
+    # No alias: DuckDB needs none, and the fast path puts its own after the clause.
+    return f"(SELECT * REPLACE ({replaced}) FROM {from_clause})"
 
 
 def _reason(exc: Exception) -> str:

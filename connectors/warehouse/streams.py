@@ -51,6 +51,18 @@ class Stream:
                 raise KeyError(f"{self.name}: no column {column!r} in {self.columns}")
             setattr(self, attr, lowered.index(column.lower()))
 
+    # The names as the result spells them: `locate` matches case-insensitively, and
+    # PostgreSQL's quoted identifiers are case-sensitive (`"UPDATED_AT"` is not updated_at).
+    @property
+    def cursor_name(self) -> str:
+        """The cursor column as named in the result (once located)."""
+        return self.columns[self.cursor_index]
+
+    @property
+    def id_name(self) -> str:
+        """The id column as named in the result (once located)."""
+        return self.columns[self.id_index]
+
 
 def quote_ident(conn: sa.Connection, name: str) -> str:
     """Quote an identifier for the connection's dialect."""
@@ -76,7 +88,8 @@ def discover(conn: sa.Connection, settings: WarehouseSourceSettings) -> list[Str
     """
     if settings.mode == "query":
         query = (settings.query or "").strip().rstrip(";")
-        return [Stream("query", "track", f"({query}) AS espbridge_query")]
+        # On lines of its own: a query ending in a `-- comment` would comment out the `)`.
+        return [Stream("query", "track", f"(\n{query}\n) AS espbridge_query")]
     schema = settings.schema_name
     inspector = sa.inspect(conn)
     found = sorted(inspector.get_table_names(schema=schema))
@@ -98,7 +111,8 @@ def discover(conn: sa.Connection, settings: WarehouseSourceSettings) -> list[Str
                 events.append(Stream(table, "track", clause))
         elif table not in NOT_CALLS and settings.track_tables == "events":
             columns = _columns(conn, clause)
-            if columns >= EVENT_COLUMNS and {settings.id_column, settings.cursor_column} <= columns:
+            needed = {settings.id_column.lower(), settings.cursor_column.lower()}
+            if columns >= EVENT_COLUMNS and needed <= columns:
                 events.append(Stream(table, "track", clause))
     order = list(CALL_TABLES)
     calls.sort(key=lambda s: order.index(s.name))
