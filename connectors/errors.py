@@ -17,6 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 
+class SourceUnavailable(Exception):
+    """A source cannot be reached, listed or queried: the run stops (exit code 3).
+
+    The message names the source and the reason (never a secret).
+    """
+
+
 class ESPError(Exception):
     """Base of every destination error."""
 

@@ -31,7 +31,7 @@ from connectors.base import (
     SourceBatch,
     Suppressed,
 )
-from connectors.errors import AuthFailed
+from connectors.errors import AuthFailed, SourceUnavailable
 from mapping.message import MessageError, parse_message
 from mapping.types import Message, RejectedRow
 from sync.config import Config, ConfigError
@@ -110,7 +110,7 @@ class SyncEngine:
         try:
             await self._run(name, report, dry_run, max_batches, stop, on_batch, (lock, holder))
             report.status = "completed"
-        except AuthFailed as exc:
+        except (AuthFailed, SourceUnavailable) as exc:
             report.status = "failed"
             report.errors.append(str(exc))
             raise FatalRunError(str(exc)) from exc

@@ -18,6 +18,7 @@ import fsspec
 import orjson
 
 from connectors.base import Bookmark, SourceBatch
+from connectors.errors import SourceUnavailable
 from connectors.segment.files import (
     FilePosition,
     LogFile,
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 PAYLOAD_LIMIT = 2048
 
 
-class SourceError(Exception):
+class SourceError(SourceUnavailable):
     """The source cannot be reached or listed; the message says why."""
 
 

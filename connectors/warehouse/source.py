@@ -25,6 +25,7 @@ import duckdb
 import sqlalchemy as sa
 
 from connectors.base import Bookmark, SourceBatch
+from connectors.errors import SourceUnavailable
 from connectors.segment.gc_pause import gc_paused, gc_resumed
 from connectors.warehouse.batches import BOOKMARK_VERSION, Batcher, build
 from connectors.warehouse.cursor import CURSOR_TYPES, TableCursor
@@ -38,7 +39,7 @@ from connectors.warehouse.streams import Stream, discover, quote_ident
 __all__ = ["BOOKMARK_VERSION", "WarehouseSource", "WarehouseSourceError"]
 
 
-class WarehouseSourceError(Exception):
+class WarehouseSourceError(SourceUnavailable):
     """The warehouse cannot be reached or does not hold what the config says."""
 
 

@@ -15,11 +15,11 @@ from sync.store.state import StateStore
 from tests.sync.fakes import LinesSource, LoggingEsp, track
 
 
-def _config(tmp_path: Path) -> Config:
+def _config(tmp_path: Path, source_path: Path | None = None) -> Config:
     return parse_config(
         {
             "state": {"url": f"sqlite:///{tmp_path}/state.db"},
-            "sources": {"events": {"type": "segment", "path": str(tmp_path)}},
+            "sources": {"events": {"type": "segment", "path": str(source_path or tmp_path)}},
             "destinations": {"esp": {"type": "klaviyo", "api_key": "pk_test_123456"}},
             "syncs": {"main": {"source": "events", "destinations": ["esp"], "batch_size": 10}},
         }
@@ -129,3 +129,21 @@ def test_stop_finishes_the_current_batch_then_returns(wired: dict[str, Any]) -> 
     assert log.read_text().split() == [f"m{i}" for i in range(10)]
     rest = asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
     assert rest.counts["read"] == 25
+
+
+def test_an_unreachable_source_is_fatal_and_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync.engine import FatalRunError
+
+    log = tmp_path / "esp.log"
+    monkeypatch.setattr(
+        engine_module, "build_destination", lambda name, s, t=None: LoggingEsp(name, log)
+    )
+    config = _config(tmp_path, source_path=tmp_path / "no-such-folder")
+    store = StateStore.open(config.state.url)
+    with pytest.raises(FatalRunError, match="no-such-folder: no such folder"):
+        asyncio.run(SyncEngine(config, store).run_sync("main"))
+    [run] = store.runs(limit=1)
+    assert run["status"] == "failed" and "no such folder" in run["errors"][0]
+    store.close()
