@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from sync.config import Config
+from sync.redact import display_url
 from sync.registry import build_destination, build_source
 from sync.store.state import StateStore
 
@@ -34,7 +35,7 @@ async def run_checks(config: Config, *, templates: bool = False) -> list[CheckRe
 
 def _check_state(config: Config) -> tuple[CheckResult, StateStore | None]:
     url = config.state.url
-    shown = url.split("@")[-1]
+    shown = display_url(url)
     try:
         store = StateStore.open(url)
     except Exception as exc:

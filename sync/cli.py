@@ -20,9 +20,11 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sync.config import Config, ConfigError, load_config
 from sync.engine import FatalRunError, SyncBusy, SyncEngine
+from sync.redact import display_url
 from sync.report import RunReport
 from sync.runtime import tune_gc
 from sync.store.state import StateStore
@@ -44,14 +46,26 @@ ConfigOption = Annotated[
     Path,
     typer.Option("--config", "-c", envvar="ESPBRIDGE_CONFIG", help="The TOML config file."),
 ]
-OutputOption = Annotated[str, typer.Option("--output", "-o", help="text or json")]
+OUTPUTS = ("text", "json")
+
+
+def _output_format(value: str) -> str:
+    # A typo such as `-o jsno` must not silently print tables to a script expecting JSON.
+    if value not in OUTPUTS:
+        raise typer.BadParameter(f"expected one of {', '.join(OUTPUTS)}, got {value!r}")
+    return value
+
+
+OutputOption = Annotated[
+    str, typer.Option("--output", "-o", help="text or json", callback=_output_format)
+]
 
 
 def _load(path: Path) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:
-        console.print(f"[red]config error[/]: {exc}")
+        console.print(f"[red]config error[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
 
 
@@ -59,7 +73,10 @@ def _store(config: Config) -> StateStore:
     try:
         return StateStore.open(config.state.url)
     except Exception as exc:  # the state store is unreachable: fatal
-        console.print(f"[red]state store unreachable[/] ({config.state.url.split('@')[-1]}): {exc}")
+        console.print(
+            f"[red]state store unreachable[/] ({escape(display_url(config.state.url))}): "
+            + escape(str(exc))
+        )
         raise typer.Exit(EXIT_FATAL) from None
 
 
@@ -87,12 +104,20 @@ def run(
     output: OutputOption = "text",
 ) -> None:
     """Run syncs once, to the end of their sources."""
+    if dry_run and output == "json" and dry_run_file is None:
+        # Both would go to stdout, and the report would no longer parse as one JSON document.
+        console.print(
+            "[red]usage error[/]: --dry-run with --output json needs --dry-run-file "
+            "(the requests and the report cannot share stdout)"
+        )
+        raise typer.Exit(EXIT_CONFIG)
     cfg = _load(config)
     names = sync or list(cfg.syncs)
     unknown = [n for n in names if n not in cfg.syncs]
     if unknown or not names:
         console.print(
-            f"[red]config error[/]: no sync named {', '.join(unknown) or '(none configured)'}"
+            "[red]config error[/]: no sync named "
+            + (escape(", ".join(unknown)) or "(none configured)")
         )
         raise typer.Exit(EXIT_CONFIG)
     store = _store(cfg)
@@ -110,7 +135,7 @@ def run(
             read = max(report.counts.get("read", 0), 1)
             if threshold < 1.0 and report.rejected / read > threshold:
                 console.print(
-                    f"[red]{name}[/]: rejects {report.rejected}/{read} "
+                    f"[red]{escape(name)}[/]: rejects {report.rejected}/{read} "
                     f"above the threshold {threshold}"
                 )
                 code = EXIT_REJECTS
@@ -151,13 +176,13 @@ def _run_one(
 
             return asyncio.run(engine.run_sync(name, dry_run=dry_run, stop=stop, on_batch=on_batch))
     except SyncBusy as exc:
-        console.print(f"[yellow]busy[/]: {exc}")
+        console.print(f"[yellow]busy[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_BUSY) from None
     except FatalRunError as exc:
-        console.print(f"[red]fatal[/]: {exc}")
+        console.print(f"[red]fatal[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_FATAL) from None
     except ConfigError as exc:
-        console.print(f"[red]config error[/]: {exc}")
+        console.print(f"[red]config error[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
 
 
@@ -177,7 +202,7 @@ def check(
     for item, ok, detail in results:
         failed |= not ok
         mark = "[green]ok[/]" if ok else "[red]FAIL[/]"
-        out.print(f"{mark}  {item}: {detail}")
+        out.print(f"{mark}  {escape(item)}: {escape(detail)}")
     raise typer.Exit(EXIT_FATAL if failed else 0)
 
 
@@ -185,7 +210,7 @@ def check(
 def runs(
     config: ConfigOption = Path("espbridge.toml"),
     sync: Annotated[str | None, typer.Option("--sync", "-s")] = None,
-    limit: int = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
     output: OutputOption = "text",
 ) -> None:
     """List the latest run records."""
@@ -206,7 +231,7 @@ def rejects(
     config: ConfigOption = Path("espbridge.toml"),
     sync: Annotated[str | None, typer.Option("--sync", "-s")] = None,
     run_id: Annotated[int | None, typer.Option("--run")] = None,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
     output: OutputOption = "text",
 ) -> None:
     """List rejected rows with the record, field and reason."""
@@ -236,7 +261,9 @@ def retry(
     """Send again the destination rejects of a sync (after fixing config or data)."""
     cfg = _load(config)
     if sync not in cfg.syncs:
-        console.print(f"[red]config error[/]: --sync must name a configured sync, got {sync!r}")
+        console.print(
+            f"[red]config error[/]: --sync must name a configured sync, got {escape(repr(sync))}"
+        )
         raise typer.Exit(EXIT_CONFIG)
     store = _store(cfg)
     rows = [
@@ -245,7 +272,7 @@ def retry(
     try:
         report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
     except SyncBusy as exc:
-        console.print(f"[yellow]busy[/]: {exc}; retry once that run has finished")
+        console.print(f"[yellow]busy[/]: {escape(str(exc))}; retry once that run has finished")
         raise typer.Exit(EXIT_BUSY) from None
     if output == "json":
         _emit_json(report.as_dict())
@@ -253,7 +280,7 @@ def retry(
         kept = report.counts.get("retry.not_resendable", 0)
         out.print(f"retried {len(rows) - kept} rejected rows")
         for line in report.errors:
-            out.print(f"  {line}")
+            out.print(f"  {escape(line)}")
         out.print(report_table([report]))
 
 
@@ -265,7 +292,7 @@ def schedule(config: ConfigOption = Path("espbridge.toml")) -> None:
     cfg = _load(config)
     problems = validate_schedules(cfg)
     if problems:
-        console.print("[red]config error[/]: " + "; ".join(problems))
+        console.print("[red]config error[/]: " + escape("; ".join(problems)))
         raise typer.Exit(EXIT_CONFIG)
     store = _store(cfg)
     stop = threading.Event()

@@ -6,6 +6,7 @@ names the file, the key path and what was expected.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from connectors.klaviyo.settings import KlaviyoSettings
 from connectors.mailchimp.settings import MailchimpSettings
@@ -26,6 +28,8 @@ from sync.ingest.settings import InboxSourceSettings, IngestSettings
 from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# A validator message that starts with its own key path, e.g. "api_key: expected …".
+_PATH_PREFIX = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w]+|\[\d+\])*): ")
 
 SourceSettings = Annotated[
     SegmentSourceSettings | WarehouseSourceSettings | InboxSourceSettings,
@@ -105,44 +109,171 @@ class Config(BaseSettings):
     def _references_exist(self) -> Config:
         for name, sync in self.syncs.items():
             if sync.source not in self.sources:
-                raise ValueError(f"syncs.{name}.source: no source named {sync.source!r}")
+                raise ValueError(
+                    f"syncs.{name}.source: no source named {sync.source!r}"
+                    + _configured(self.sources)
+                )
             for dest in sync.destinations:
                 if dest not in self.destinations:
-                    raise ValueError(f"syncs.{name}.destinations: no destination named {dest!r}")
+                    raise ValueError(
+                        f"syncs.{name}.destinations: no destination named {dest!r}"
+                        + _configured(self.destinations)
+                    )
+            # Listed twice, a destination would be built twice and sent every record twice.
+            twice = sorted({d for d in sync.destinations if sync.destinations.count(d) > 1})
+            if twice:
+                raise ValueError(
+                    f"syncs.{name}.destinations: {', '.join(map(repr, twice))} listed twice"
+                )
         for index, trigger in enumerate(self.triggers):
             for dest in trigger.emit.destinations:
                 if dest not in self.destinations:
                     raise ValueError(
                         f"triggers[{index}].emit.destinations: no destination named {dest!r}"
+                        + _configured(self.destinations)
                     )
         validate_triggers(self.triggers, self.trigger_engine)
         return self
 
 
+def _configured(section: dict[str, Any]) -> str:
+    return f" (configured: {', '.join(section) or 'none'})"
+
+
 def expand_env(value: Any, path: str = "") -> Any:
-    """Replace `${VAR}` / `${VAR:-default}` in every string; a missing VAR is an error."""
+    """Replace `${VAR}` / `${VAR:-default}` in every string; a missing VAR is an error.
+
+    Raises:
+        ConfigError: naming each key path and the variable it needs (never a value).
+    """
+    missing: dict[str, str] = {}
+    expanded = _expand(value, path, missing)
+    if missing:
+        raise ConfigError("\n".join(_env_lines(missing)))
+    return expanded
+
+
+def _expand(
+    value: Any, path: str, missing: dict[str, str], found: dict[str, str] | None = None
+) -> Any:
+    """`expand_env` that records each unset variable in `missing` (key path → name).
+
+    `found` collects each value read from the environment (value → name), so that error
+    messages can hide them: a validator may echo its input, and that input may be a secret.
+    """
     if isinstance(value, dict):
-        return {k: expand_env(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+        return {
+            k: _expand(v, f"{path}.{k}" if path else k, missing, found) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [expand_env(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, f"{path}[{i}]", missing, found) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        found = os.environ.get(name, default)
-        if found is None:
-            raise ConfigError(f"{path}: environment variable {name} is not set")
-        return found
+        value = os.environ.get(name)
+        if value is None and default is None:
+            missing.setdefault(path, name)
+            return match.group(0)
+        if value is None:
+            return str(default)
+        if found is not None and len(value) >= _MIN_HIDDEN:
+            found[value] = name
+        return value
 
     return _ENV_REF.sub(substitute, value)
 
 
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
+# Shorter environment values are not hidden: replacing "1" or "us" would garble messages.
+_MIN_HIDDEN = 6
+
+
+def _hide_env_values(line: str, found: dict[str, str]) -> str:
+    """`line` with environment values in its message (not its key path) shown as `${NAME}`."""
+    location, sep, message = line.partition(": ")
+    kinds = {str(m.model_fields["type"].default) for ms in _KINDS.values() for m in ms}
+    # A section `type` read from the environment is vocabulary, not a secret: keep it legible.
+    for value in sorted(set(found) - kinds, key=len, reverse=True):
+        message = message.replace(value, f"${{{found[value]}}}")
+    return location + sep + message
+
+
+def _env_lines(missing: dict[str, str]) -> list[str]:
+    return [f"{path}: environment variable {name} is not set" for path, name in missing.items()]
+
+
+_KINDS: dict[str, tuple[type[StrictModel], ...]] = {
+    "sources": (SegmentSourceSettings, WarehouseSourceSettings, InboxSourceSettings),
+    "destinations": (KlaviyoSettings, MailchimpSettings),
+}
+
+
+def _kinds(section: str) -> str:
+    """The `type` values a `[sources.*]` or `[destinations.*]` section accepts."""
+    models = _KINDS.get(section, ())
+    return ", ".join(repr(model.model_fields["type"].default) for model in models)
+
+
+def _location(loc: tuple[Any, ...], data: Any) -> str:
+    """The TOML key path of an error location, walking the input alongside.
+
+    Pydantic puts the chosen `type` of a tagged section into the location
+    (`destinations.klaviyo.klaviyo.api_key`) and validator names (`function-after[…]`):
+    neither is a key the user wrote, so both are left out. List indices read `[i]`.
+    """
+    path = ""
+    node = data
+    for depth, part in enumerate(loc):
+        if str(part).startswith("function-"):
+            continue
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        if depth == 2 and node is None and f"'{part}'" in _kinds(str(loc[0])).split(", "):
+            continue  # the same, for a section that only an ESPBRIDGE__ override wrote
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        else:
+            path += f".{part}" if path else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return path
+
+
+def _from_environment_only(loc: tuple[Any, ...], data: Any) -> bool:
+    """True when a `[sources.*]`/`[destinations.*]` section is absent from the file."""
+    if len(loc) < 2 or not isinstance(data, dict):
+        return False
+    section = data.get(loc[0])
+    return not isinstance(section, dict) or loc[1] not in section
+
+
+def _describe(error: Any, data: Any = None) -> str:
+    """One error line: `key.path: what was expected`; never the input value."""
+    location = _location(tuple(error["loc"]), data)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    kind = error["type"]
+    if kind == "extra_forbidden":
         message = "unknown key (check the spelling against config.example.toml)"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        section = str(error["loc"][0]) if error["loc"] else ""
+        found = error.get("ctx", {}).get("tag")
+        what = f"unknown type {found!r}" if found is not None else "missing"
+        location, message = f"{location}.type", f"{what}; expected one of {_kinds(section)}"
+        if _from_environment_only(tuple(error["loc"]), data):
+            # Environment variable names are matched in lower case, so an override of
+            # `[destinations.Klaviyo]` lands in a new, incomplete `destinations.klaviyo`.
+            message += (
+                " (this section comes only from an ESPBRIDGE__ variable, and no file section "
+                "has this name: overrides match section names in lower case)"
+            )
+    prefix = _PATH_PREFIX.match(message)
+    if prefix:  # the validator named the key itself: join it to the location
+        inner = prefix.group(1)
+        location = (
+            inner if not location or inner.startswith(f"{location}.") else f"{location}.{inner}"
+        )
+        message = message[prefix.end() :]
     return f"{location or '(top level)'}: {message}"
 
 
@@ -152,11 +283,62 @@ def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
     Raises:
         ConfigError: naming `origin`, each bad key path and what was expected.
     """
+    missing: dict[str, str] = {}
+    # Overrides (`ESPBRIDGE__…`) are read by pydantic-settings: hide their values as well.
+    found = _override_values()
+    expanded = _expand(data, "", missing, found)
     try:
-        return Config(**expand_env(data))
+        config = Config(**expanded)
     except ValidationError as exc:
-        lines = [_describe(error) for error in exc.errors(include_url=False)]
+        lines = _env_lines(missing)
+        for error in exc.errors(include_url=False, include_input=False):
+            line = _describe(error, expanded)
+            # An unset variable already explains its key; the raw `${VAR}` left there may
+            # fail validation too, which would only repeat the same problem less clearly.
+            if line.split(": ", 1)[0] not in missing:
+                lines.append(_hide_env_values(line, found))
         raise ConfigError(f"{origin}: invalid config:\n  " + "\n  ".join(lines)) from None
+    except SettingsError as exc:
+        # An ESPBRIDGE__… variable holding a section that is not valid JSON.
+        raise ConfigError(
+            f"{origin}: invalid environment override ({_settings_error(exc)})"
+        ) from None
+    if missing:
+        raise ConfigError(f"{origin}: invalid config:\n  " + "\n  ".join(_env_lines(missing)))
+    return config
+
+
+def _override_values() -> dict[str, str]:
+    """Each `ESPBRIDGE__…` value, and each string inside one written as JSON (value → name)."""
+    found: dict[str, str] = {}
+    for name, raw in os.environ.items():
+        if not name.upper().startswith("ESPBRIDGE__"):
+            continue
+        try:
+            parsed: Any = json.loads(raw)
+        except ValueError:
+            parsed = None
+        for value in [raw, *_strings(parsed)]:
+            if len(value) >= _MIN_HIDDEN:
+                found[value] = name
+    return found
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())  # keys are key names, not values
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _settings_error(exc: SettingsError) -> str:
+    """pydantic-settings' own message names the field and the source, not the value."""
+    field = re.search(r'field "([^"]+)"', str(exc))
+    name = f"ESPBRIDGE__{field.group(1).upper()}" if field else "ESPBRIDGE_"
+    return f"{name} or a {name}__… variable: not valid JSON (lists and tables are written as JSON)"
 
 
 def load_config(path: str | Path) -> Config:

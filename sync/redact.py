@@ -29,3 +29,19 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def display_url(url: str) -> str:
+    """A connection URL fit to print: no `user:password@`, secret query values `[secure]`.
+
+    Works on text that does not parse as a URL too (a typo must not reveal a password).
+    """
+    shown = url.split("@")[-1]
+    base, sep, query = shown.partition("?")
+    if not sep:
+        return shown
+    params = []
+    for pair in query.split("&"):
+        name, eq, _ = pair.partition("=")
+        params.append(f"{name}=[secure]" if eq and is_secret_key(name) else pair)
+    return f"{base}?{'&'.join(params)}"
