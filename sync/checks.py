@@ -51,10 +51,29 @@ def _check_source(name: str, settings: Any, store: StateStore | None) -> CheckRe
         return (f"source {name}", False, f"{type(exc).__name__}: {exc}")
 
 
+CHECK_ATTEMPTS = 2
+"""Attempts per check request: a run's backoff (six attempts, up to 30 s apart) would keep
+`espbridge check` waiting most of a minute on each unreachable ESP."""
+
+
+def _briefly(settings: Any) -> Any:
+    """Destination settings whose retries are few and short, for a check."""
+    retry = getattr(settings, "retry", None)
+    if retry is None:
+        return settings
+    quick = retry.model_copy(
+        update={
+            "max_attempts": min(retry.max_attempts, CHECK_ATTEMPTS),
+            "max_delay_seconds": min(retry.max_delay_seconds, 1.0),
+        }
+    )
+    return settings.model_copy(update={"retry": quick})
+
+
 async def _check_destination(name: str, settings: Any) -> list[CheckResult]:
     results: list[CheckResult] = []
     try:
-        destination = build_destination(name, settings)
+        destination = build_destination(name, _briefly(settings))
     except Exception as exc:
         return [(f"destination {name}", False, f"{type(exc).__name__}: {exc}")]
     try:

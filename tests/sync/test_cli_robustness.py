@@ -134,3 +134,41 @@ def test_unset_variable_names_file_and_key_but_no_value(
     assert "destinations.klaviyo.api_key: environment variable ESPB_CLI_UNSET is not set" in (
         result.stderr
     )
+
+
+def test_check_tries_a_failing_esp_twice_not_a_run_s_six_times(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    calls: list[str] = []
+
+    class Down(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            calls.append(self.path)
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Down)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = tmp_path / "espbridge.toml"
+        path.write_text(
+            f"""
+[state]
+url = "sqlite:///{tmp_path}/state.db"
+[destinations.klaviyo]
+type = "klaviyo"
+api_key = "pk_check_123456"
+base_url = "http://127.0.0.1:{server.server_address[1]}"
+"""
+        )
+        result = runner.invoke(app, ["check", "-c", str(path)])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 3, result.output
+    assert "FAIL  destination klaviyo: ServerError" in result.stdout
+    assert len(calls) == 2  # the default retry policy would make six attempts, ~15 s
