@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mapping.blank import is_blank
 from mapping.kernels import is_canonical_utc, kernel_for, minor_units_memo
 from mapping.paths import compile_path, get_path, walk
-from mapping.transforms import Transform, TransformError
+from mapping.transforms import Transform, TransformError, cut
 
 if TYPE_CHECKING:
     from mapping.fields import FieldSpec, Resolved
@@ -88,6 +88,7 @@ def build_resolver(
         _walk=walk,
         _get_path=get_path,
         _canon=is_canonical_utc,
+        _cut=cut,
         _UNSET=_UNSET,
         TransformError=TransformError,
     )
@@ -299,12 +300,7 @@ def _emit_transform(
         return
     if kernel.kind == "text":  # str → str: only the blank test is left
         src.add(at, "if type(v) is str:")
-        src.add(at + 1, f"v = v{kernel.text_ops}")
-        src.add(at + 1, "if not v or v.isspace():")
-        for line in otherwise or ["pass"]:
-            src.add(at + 2, line)
-        src.add(at + 1, "else:")
-        src.add(at + 2, f"values[{key}] = v")
+        _emit_text(src, at + 1, key, kernel.text_steps, otherwise)
     elif kernel.kind == "iso8601":  # canonical UTC text is its own ISO-8601 form
         src.add(at, "if v is _ts or (type(v) is str and _canon(v)):")
         src.add(at + 1, "_ts = v")
@@ -315,6 +311,37 @@ def _emit_transform(
         src.add(at + 1, f"values[{key}] = v[:10]")
     src.add(at, "else:")
     _emit_chain(src, at + 1, key, chain, otherwise)
+
+
+def _emit_text(
+    src: _Source, at: int, key: str, steps: tuple[str | int, ...], otherwise: list[str]
+) -> None:
+    """String methods on `v`, then the blank test; a `truncate:N` step (an int) cuts only
+    text longer than N, with `cut`, whose failure makes the field invalid."""
+    body = at + 1 if any(type(step) is int for step in steps) else at
+    if body > at:
+        src.add(at, "try:")
+    suffix = ""
+    for step in steps:
+        if isinstance(step, str):
+            suffix += step
+            continue
+        if suffix:
+            src.add(body, f"v = v{suffix}")
+            suffix = ""
+        src.add(body, f"if len(v) > {step}:")
+        src.add(body + 1, f"v = _cut(v, {step})")
+    if suffix:
+        src.add(body, f"v = v{suffix}")
+    if body > at:
+        src.add(at, "except TransformError as exc:")
+        src.add(at + 1, f"invalid[{key}] = str(exc)")
+        src.add(at, "else:")
+    src.add(body, "if not v or v.isspace():")
+    for line in otherwise or ["pass"]:
+        src.add(body + 1, line)
+    src.add(body, "else:")
+    src.add(body + 1, f"values[{key}] = v")
 
 
 def _emit_chain(

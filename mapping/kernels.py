@@ -6,7 +6,8 @@ compiled by `mapping.transforms.compile_chain`, so results and error messages ar
 chain's own. Kinds of kernel:
 
 - `text`: chains of `trim`, `lower`, `upper` and `truncate:N`, which on a `str` are plain
-  string methods and cannot fail (`_text` returns a `str` unchanged).
+  string methods (`_text` returns a `str` unchanged); `truncate:N` calls
+  `mapping.transforms.cut` only for text longer than N (which may fail, as in the chain).
 - `iso8601` and `date:%Y-%m-%d` on canonical UTC text (`2026-01-05T00:05:33.118Z`):
   `iso8601` of such text is the text itself and the date is its first ten characters;
   `datetime.isoformat` costs about as much as all the other fields of a record.
@@ -39,11 +40,12 @@ class Kernel:
 
     Attributes:
         kind: Which fast path applies.
-        text_ops: For `text`: the Python suffix applied to a `str`, e.g. `.strip().lower()`.
+        text_steps: For `text`, in order: a Python suffix applied to a `str` (`.strip()`)
+            or, for `truncate:N`, the limit N.
     """
 
     kind: KernelKind
-    text_ops: str = ""
+    text_steps: tuple[str | int, ...] = ()
 
 
 def kernel_for(names: tuple[str, ...]) -> Kernel | None:
@@ -67,7 +69,7 @@ def kernel_for(names: tuple[str, ...]) -> Kernel | None:
             return Kernel("minor_units")
     ops = [_text_op(name, arg) for name, arg in parsed]
     if ops and all(op is not None for op in ops):
-        return Kernel("text", "".join(op for op in ops if op is not None))
+        return Kernel("text", tuple(op for op in ops if op is not None))
     return None
 
 
@@ -76,12 +78,11 @@ def _split(text: str) -> tuple[str, str]:
     return name.strip(), arg
 
 
-def _text_op(name: str, arg: str) -> str | None:
+def _text_op(name: str, arg: str) -> str | int | None:
     if name in _STRING_OPS and not arg:
         return _STRING_OPS[name]
     if name == "truncate":
-        limit = int(arg)  # valid: `compile_chain` accepted it
-        return f"[:{limit}]"
+        return int(arg)  # valid: `compile_chain` accepted it
     return None
 
 

@@ -9,25 +9,31 @@ into a function. A transform that cannot apply raises `TransformError` with the 
 | `trim`               | strip surrounding white space                                        |
 | `lower`, `upper`     | change case                                                          |
 | `to_string`          | `str()` (true/false for booleans, no trailing `.0` for whole floats) |
-| `to_number`          | parse a number from a string (int when whole)                        |
+| `to_number`          | parse a number from a string (int when whole, within 64 bits)        |
 | `e164` / `e164:US`   | phone number to E.164, with a default region for local numbers       |
 | `date:FORMAT`        | ISO-8601 / epoch seconds to `strftime(FORMAT)` in UTC                |
 | `iso8601`            | ISO-8601 / epoch seconds to `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC)         |
-| `truncate:N`         | first N characters                                                   |
+| `truncate:N`         | at most N characters, never splitting a user-perceived character     |
 | `minor_units[:X]`    | amount to integer minor units; X = digits (`0`) or currency (`JPY`)  |
 | `subscriber_hash`    | Mailchimp's MD5 of the lower-cased email                             |
+
+Numbers that JSON or the senders cannot carry exactly are failures, not values: NaN and
+infinity, whole floats of 2**53 or more as text (their digits are the decoder's
+rounding, not the source's) and integers outside 64 bits (the encoders' limit).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
+import regex
 
 Transform = Callable[[Any], Any]
 
@@ -40,6 +46,22 @@ _CURRENCY_DIGITS = {
 }
 
 
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+"""The integers the senders' JSON encoder (orjson) writes; others make it raise."""
+
+_EXACT_FLOAT = 2.0**53
+"""From here on, consecutive whole floats are more than 1 apart."""
+
+MAX_MINOR_DIGITS = 18
+"""The most minor-unit digits `minor_units:N` takes (wei: 10**18 fits in 64 bits)."""
+
+_AMOUNTS = Context(prec=60, rounding=ROUND_HALF_EVEN, Emax=10**6, Emin=-(10**6))
+"""Amount arithmetic, exact for every amount that fits (not the thread's context, which
+other code may change, and whose 28 digits would round long inputs twice)."""
+
+_QUANTA = [Decimal(1).scaleb(-digits) for digits in range(MAX_MINOR_DIGITS + 1)]
+
+
 class TransformError(ValueError):
     """A transform could not apply to a value; the message is the reason."""
 
@@ -49,15 +71,22 @@ def _text(value: Any, name: str) -> str:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TransformError(f"{name} needs text, got {type(value).__name__}")
-    return to_string(value)
+    return _float_text(value, name) if isinstance(value, float) else str(value)
 
 
 def to_string(value: Any) -> str:
-    """Text of a scalar: `true`/`false`, `3` for 3.0, JSON-ish for the rest."""
+    """Text of a scalar: `true`/`false`, `3` for 3.0, JSON-ish for the rest.
+
+    Raises:
+        TransformError: for NaN and infinity, and whole floats of 2**53 or more (an id
+            such as 12345678901234567890 sent as a JSON number arrives rounded).
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        if value.is_integer() and -_EXACT_FLOAT < value < _EXACT_FLOAT:
+            return str(int(value))  # the common case, inline (this runs per value)
+        return _float_text(value, "to_string")
     if isinstance(value, dict | list):
         import orjson
 
@@ -65,19 +94,56 @@ def to_string(value: Any) -> str:
     return str(value)
 
 
+def _float_text(value: float, name: str) -> str:
+    if value.is_integer():
+        if abs(value) >= _EXACT_FLOAT:
+            raise TransformError(
+                f"{name}: {value!r} is too large to be exact as a number; send it as text"
+            )
+        return str(int(value))
+    if not math.isfinite(value):  # NaN or infinity: no text is the value
+        raise TransformError(f"{name}: not a finite number: {value!r}")
+    return str(value)
+
+
 def to_number(value: Any) -> int | float:
-    """A number from a number or numeric text."""
+    """A number from a number or numeric text: a finite float, or an int within 64 bits."""
+    kind = type(value)
+    if kind is int:  # the common cases first, without `isinstance`
+        whole: int = value
+        if INT_MIN <= whole <= INT_MAX:
+            return whole
+        raise TransformError("to_number: an integer outside 64 bits")
+    if kind is float:
+        real: float = value
+        if math.isfinite(real):
+            return real
+        raise TransformError("to_number: not a finite number")
     if isinstance(value, bool):
         raise TransformError("to_number: a boolean is not a number")
-    if isinstance(value, int | float):
-        return value
+    if isinstance(value, int | float):  # subclasses: as their plain values
+        return to_number(int(value) if isinstance(value, int) else float(value))
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise TransformError(f"to_number: not a number: {str(value)[:40]!r}") from None
     if not number.is_finite():
         raise TransformError("to_number: not a finite number")
-    return int(number) if number == number.to_integral_value() else float(number)
+    return _decimal_number(number)
+
+
+def _decimal_number(number: Decimal) -> int | float:
+    if number == number.to_integral_value():
+        # `adjusted` first: `int(Decimal("1e999999999"))` would build a billion digits.
+        if number.adjusted() > 20:
+            raise TransformError("to_number: an integer outside 64 bits")
+        return to_number(int(number))
+    result = float(number)
+    if not math.isfinite(result):
+        raise TransformError("to_number: too large for a number")
+    if result == 0:  # `1e-400` would silently become 0
+        raise TransformError("to_number: too small for a number")
+    return result
 
 
 @lru_cache(maxsize=65536)
@@ -107,7 +173,7 @@ def parse_time(value: Any) -> datetime:
     elif isinstance(value, datetime):
         parsed = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        parsed = datetime.fromtimestamp(value, UTC)
+        parsed = _from_epoch(value)
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip())
@@ -116,6 +182,15 @@ def parse_time(value: Any) -> datetime:
     else:
         raise TransformError(f"not a date or time: {type(value).__name__}")
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _from_epoch(seconds: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):  # OSError: beyond the C library's range
+        raise TransformError(
+            f"not a time in epoch seconds (years 1-9999; milliseconds?): {seconds!r}"
+        ) from None
 
 
 def minor_units(value: Any, digits: int = 2) -> int:
@@ -128,7 +203,14 @@ def minor_units(value: Any, digits: int = 2) -> int:
         raise TransformError(f"minor_units: not an amount: {str(value)[:40]!r}") from None
     if not amount.is_finite():
         raise TransformError("minor_units: not a finite amount")
-    return int((amount.scaleb(digits)).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    # `adjusted` first: at most 21 digits go on to `_AMOUNTS`, where both steps are exact
+    # (one rounding, of the amount as written; `scaleb` first would round to 28 digits).
+    if not amount or amount.adjusted() + digits <= 20:
+        rounded = amount.quantize(_QUANTA[digits], rounding=ROUND_HALF_EVEN, context=_AMOUNTS)
+        units = int(rounded.scaleb(digits, context=_AMOUNTS))
+        if INT_MIN <= units <= INT_MAX:
+            return units
+    raise TransformError(f"minor_units: too large for 64-bit minor units: {str(value)[:40]!r}")
 
 
 def subscriber_hash(email: str) -> str:
@@ -143,7 +225,38 @@ def _truncate(arg: str) -> Transform:
         raise ValueError(f"truncate needs a length, e.g. truncate:100, got {arg!r}") from None
     if limit < 1:
         raise ValueError("truncate needs a length ≥ 1")
-    return lambda v: _text(v, "truncate")[:limit]
+
+    def truncate(value: Any) -> str:
+        text = _text(value, "truncate")
+        return text if len(text) <= limit else cut(text, limit)
+
+    return truncate
+
+
+_GRAPHEME = regex.compile(r"\X")
+"""One user-perceived character (an extended grapheme cluster, Unicode UAX #29)."""
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` code points at a user-perceived character boundary:
+    an accent, emoji modifier, ZWJ sequence, flag or Hangul syllable is kept whole or
+    dropped whole (never `e` for `é`, half a flag or a family missing a member).
+
+    Raises:
+        TransformError: when the first character alone is longer than `limit`.
+    """
+    if len(text) <= limit:
+        return text
+    end = 0
+    for match in _GRAPHEME.finditer(text, 0, limit + 1):
+        if match.end() > limit:
+            break
+        end = match.end()
+    if end == 0:
+        raise TransformError(
+            f"truncate:{limit}: the first character is longer than {limit} code points"
+        )
+    return text[:end]
 
 
 def _minor(arg: str) -> Transform:
@@ -151,6 +264,8 @@ def _minor(arg: str) -> Transform:
         digits = 2
     elif arg.isdigit():
         digits = int(arg)
+        if digits > MAX_MINOR_DIGITS:
+            raise ValueError(f"minor_units takes at most {MAX_MINOR_DIGITS} digits, got {arg!r}")
     elif len(arg) == 3 and arg.isalpha():
         digits = _CURRENCY_DIGITS.get(arg.upper(), 2)
     else:
@@ -175,7 +290,10 @@ def _iso_date(value: Any) -> str:
 
 
 def _e164(arg: str) -> Transform:
-    region = arg.upper() or None
+    region = arg.strip().upper() or None
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        # Else every local number would fail with "Missing or invalid default region".
+        raise ValueError(f"e164 needs a two-letter region such as e164:US, got {arg!r}")
     return lambda v: e164(_text(v, "e164").strip(), region)
 
 
