@@ -34,6 +34,7 @@ from connectors.klaviyo.defaults import EVENT_DEFAULTS, VALUE_KEYS
 from connectors.klaviyo.errors import error_entries, field_of
 from mapping.fields import FieldSpec
 from mapping.types import Message
+from mapping.validate import check_klaviyo_properties
 
 NAME = "track_event"
 DEFAULTS: Mapping[str, FieldSpec] = EVENT_DEFAULTS
@@ -124,6 +125,11 @@ def event_fields(
     }
     if len(properties) > MAX_PROPERTIES:
         return ("properties", f"properties: at most {MAX_PROPERTIES}, got {len(properties)}")
+    # A string over 100 KB would make Klaviyo refuse it after a request (within a bulk
+    # job, after the others were sent); found here it is a reject naming the property.
+    problems = check_klaviyo_properties(properties)
+    if problems:
+        return (problems[0].field, f"{problems[0].field}: {problems[0].reason}")
     return {
         "metric": name,
         "properties": properties,

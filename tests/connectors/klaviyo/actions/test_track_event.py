@@ -123,6 +123,13 @@ def test_non_numeric_value_is_rejected() -> None:
     assert isinstance(rejected, RejectedRow) and rejected.field == "value"
 
 
+def test_a_string_over_100_kb_is_a_reject_naming_the_property() -> None:
+    long = {"notes": [{"text": "x" * 150_000}], "sku": "S-1"}
+    [rejected] = destination().map(message({**VIEWED, "properties": long}), None)
+    assert isinstance(rejected, RejectedRow) and rejected.field == "properties.notes[0].text"
+    assert "Klaviyo allows 100 KB" in rejected.reason
+
+
 def _event(key: str, email: str, metric: str = "Viewed Product") -> Record:
     raw: dict[str, Any] = {
         **VIEWED,
