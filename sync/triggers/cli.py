@@ -42,6 +42,18 @@ def _since(value: str | None) -> datetime | None:
         raise typer.BadParameter(exc.reason, param_hint="--since") from None
 
 
+STATUSES = ("fired", "cancelled", "suppressed", "pending")
+
+
+def _status(value: str | None) -> str | None:
+    # A typo ("suppresed") would otherwise list nothing and say "no decisions match".
+    if value is not None and value not in STATUSES:
+        raise typer.BadParameter(
+            f"{value!r}: use one of {', '.join(STATUSES)}", param_hint="--status"
+        )
+    return value
+
+
 def _json(data: object) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
@@ -56,7 +68,8 @@ def list_command(
     ] = None,
     since: Annotated[str | None, typer.Option(help="Due at or after (ISO-8601).")] = None,
     pending: Annotated[bool, typer.Option(help="Include undecided instances.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    # min=1: a negative LIMIT lists everything on SQLite and is an SQL error on PostgreSQL.
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Decisions, latest due time first: fired, cancelled (by which event) or suppressed."""
@@ -66,7 +79,7 @@ def list_command(
             store,
             trigger=trigger,
             customer_id=customer,
-            status=status,
+            status=_status(status),
             since=_since(since),
             include_pending=pending,
             limit=limit,
@@ -86,7 +99,7 @@ def list_command(
 def explain_command(
     target: Annotated[str, typer.Argument(help="An instance id (unique_id) or a customer id.")],
     config: ConfigOption = Path("espbridge.toml"),
-    limit: Annotated[int, typer.Option(help="Instances shown for a customer.")] = 10,
+    limit: Annotated[int, typer.Option(min=1, help="Instances shown for a customer.")] = 10,
 ) -> None:
     """Why an instance fired, was cancelled or suppressed (or every one of a customer's)."""
     store = _store(config)

@@ -114,10 +114,13 @@ def _hits(
 
 
 def _counted(trigger: TriggerSettings, event: CountEvent, blob: bytes) -> dict[str, Any]:
-    _, customer_id, group, at, message_id = event
+    _, customer_id, _group, at, message_id = event
     start = orjson.loads(blob)
     message = start.get("message") or {}
-    keys = [group] if group else key_values(message, trigger.key)
+    # The entity is what `key` names, as for any start: the `same` group is only what
+    # was counted (it is the entity only when both are the same path). Without `key`
+    # the entity is "" so that any exit event of the customer cancels.
+    keys = key_values(message, trigger.key) if trigger.key else []
     when = from_micros(at)
     return new_instance(
         trigger,

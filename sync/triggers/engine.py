@@ -127,6 +127,7 @@ class TriggerEngine:
             rows.instances.extend(counted)  # counted below with the others
         self._counts["started"] += sum(1 for r in rows.instances if r["status"] == "pending")
         self._counts["suppressed.no_key"] += sum(1 for r in rows.instances if r["reason"])
+        self._counts["ignored.event_time"] += rows.ignored
         if rows.latest is not None:
             # A device with a wrong clock must not decide every pending instance at once
             # (nor move the windows past what later events still need).
@@ -341,7 +342,8 @@ class TriggerEngine:
         """Counts since this engine started (or the last reset), for the run report.
 
         Keys: `started`, `fired`, `cancelled`, `suppressed.<reason>`, `delivered`,
-        `rejected`, `fallback.<property>`.
+        `rejected`, `fallback.<property>`, `ignored.event_time` (events dated before
+        1900 or after 8999, which triggers skip).
 
         Args:
             reset: Start counting afresh after this call (one summary per run).

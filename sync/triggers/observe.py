@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import Customer
@@ -21,6 +21,14 @@ from sync.triggers.matching import ANY_KEY, EventIndex, instance_id, key_values
 from sync.triggers.schedule import plan_due
 from sync.triggers.settings import Activity, TriggerSettings
 from sync.triggers.window import CancelEvent
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+"""Event times outside [EARLIEST, LATEST) are ignored by triggers (a broken device
+clock, a `0001-01-01` default): due times, watermarks and pruning cutoffs are event
+times plus or minus durations (at most 100 years each), which must stay inside what a
+datetime can hold. A fixed range, not one around the wall clock, so that decisions
+stay a function of the events alone."""
 
 PRODUCT_FIELDS = ("name", "sku", "url", "image_url", "price", "currency", "category", "brand")
 
@@ -37,6 +45,7 @@ class Rows:
     counts: list[Counted] = field(default_factory=list)
     activity: list[ProductActivity] = field(default_factory=list)
     latest: datetime | None = None
+    ignored: int = 0  # messages whose event time is outside [EARLIEST, LATEST)
 
 
 def new_instance(
@@ -93,10 +102,14 @@ class Observer:
         self.bought = set(activity.bought) if track_activity else set()
 
     def rows(self, messages: Sequence[Message], customers: Mapping[str, Customer]) -> Rows:
-        """The rows for one batch (messages without a resolved customer are skipped)."""
+        """The rows for one batch (messages without a resolved customer are skipped,
+        as are those with an event time outside [EARLIEST, LATEST))."""
         out = Rows()
         known: dict[str, tuple[dict[str, Any], bytes]] = {}  # customer snapshots
         for message in messages:
+            if not EARLIEST <= message.timestamp < LATEST:
+                out.ignored += 1  # nor may it move the watermark
+                continue
             if out.latest is None or message.timestamp > out.latest:
                 out.latest = message.timestamp
             customer = customers.get(message.message_id)

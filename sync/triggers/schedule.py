@@ -47,8 +47,17 @@ def quiet_hours_end(moment: datetime, quiet: QuietHours, zone: ZoneInfo) -> date
     day = local.date()
     if quiet.start > quiet.end and local.time().replace(tzinfo=None) >= quiet.start:
         day += timedelta(days=1)
+    # On a DST change `end` may exist twice (fall back): the first reading can be
+    # before `moment` (inside the repeated hour), which would move the send backwards,
+    # before its planned time. Then the second reading is the end. A time skipped by
+    # spring forward reads (fold 0) as the instant just after the gap.
     end = datetime.combine(day, quiet.end, tzinfo=zone)
-    return end.astimezone(UTC)
+    for fold in (0, 1):
+        # Converted to UTC first: aware times of one zone compare by wall time.
+        reading = end.replace(fold=fold).astimezone(UTC)
+        if reading > moment:
+            return reading
+    return moment.astimezone(UTC)
 
 
 def plan_due(

@@ -5,31 +5,84 @@ Durations are written `"90s"`, `"30m"`, `"24h"`, `"7d"` (or combined, `"1h30m"`)
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from mapping.fields import FieldSpec
+from mapping.paths import compile_path
 from mapping.settings import StrictModel
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+MAX_DURATION = timedelta(days=36500)
+"""Longer durations are config errors: no rule means a century, and due times must
+stay far inside what a datetime can hold (year 9999)."""
+
+
 def parse_duration(value: Any) -> Any:
-    """`"30m"` → timedelta(minutes=30); timedeltas and numbers (seconds) pass through."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip().lower().replace(" ", "")
-    if not text or _DURATION.sub("", text):
+    """`"30m"` → timedelta(minutes=30); timedeltas and numbers (seconds) pass through.
+
+    Raises:
+        ValueError: for text that is no duration, and for negative or absurdly long
+            durations (a negative `wait` would decide before the start event).
+    """
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if not text or _DURATION.sub("", text):
+            raise ValueError(f"not a duration: {value!r} (write e.g. '30m', '24h', '7d')")
+        seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+        _check_range(seconds, value)
+        return timedelta(seconds=seconds)
+    if isinstance(value, timedelta):
+        _check_range(value.total_seconds(), value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        _check_range(value, value)
+    return value
+
+
+def _check_range(seconds: float, value: Any) -> None:
+    # Checked before building a timedelta: "99999999999d" overflows it (a crash, not
+    # a config error).
+    if not math.isfinite(seconds):
         raise ValueError(f"not a duration: {value!r} (write e.g. '30m', '24h', '7d')")
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(text)))
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative: {value!r}")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration too long: {value!r} (at most {MAX_DURATION.days}d)")
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+"""A window or age limit: `"0s"` would make it hold nothing (a cap that never binds,
+a freshness that makes every send stale)."""
+
+
+def check_path(path: str) -> str:
+    """A path to read on events: `""`, `"$"` or `"."` would read the whole event (or
+    raise while a run reads it), so they are config errors."""
+    try:
+        parts = compile_path(path)
+    except ValueError:
+        parts = ()
+    if not parts:
+        raise ValueError(f"not a path: {path!r} (write e.g. 'properties.cart_id')")
+    return path
+
+
+EventPath = Annotated[str, AfterValidator(check_path)]
 
 
 def _names(value: Any) -> Any:
@@ -53,22 +106,22 @@ class EventMatch(StrictModel):
     event: Annotated[list[str], BeforeValidator(_names)] = Field(
         min_length=1, description="Event names (track `event`)."
     )
-    where: dict[str, Any] = Field(
+    where: dict[EventPath, Any] = Field(
         default_factory=dict,
         description="Path → required value, or a list of allowed values (any of).",
     )
 
 
 EventMatches = Annotated[list[EventMatch], BeforeValidator(_matches)]
-Paths = Annotated[list[str], BeforeValidator(_names)]
+Paths = Annotated[list[EventPath], BeforeValidator(_names)]
 
 
 class CountRule(StrictModel):
     """At least `min` start events within `within`, optionally of the same value."""
 
     min: int = Field(ge=2, description="Events needed inside the window.")
-    within: Duration = Field(description="Window length, ending at the qualifying event.")
-    same: str | None = Field(
+    within: PositiveDuration = Field(description="Window length, ending at the qualifying event.")
+    same: EventPath | None = Field(
         default=None, description="Path whose value the events must share, e.g. a product id."
     )
 
@@ -77,14 +130,14 @@ class AbsenceRule(StrictModel):
     """No event of these names for `duration` after the customer's last one."""
 
     events: Annotated[list[str], BeforeValidator(_names)] = Field(min_length=1)
-    duration: Duration = Field(alias="for", description="Silence that fires the trigger.")
+    duration: PositiveDuration = Field(alias="for", description="Silence that fires the trigger.")
 
 
 class CapRule(StrictModel):
     """At most `max` fired per customer per rolling `per` window (event time)."""
 
     max: int = Field(default=1, ge=1)
-    per: Duration = Field(description="Window length, e.g. '24h'.")
+    per: PositiveDuration = Field(description="Window length, e.g. '24h'.")
 
 
 class QuietHours(StrictModel):
@@ -108,13 +161,21 @@ class QuietHours(StrictModel):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        # start == end reads as "never quiet" to the code but "all day" to some people:
+        # refuse the ambiguity instead of silently sending at night.
+        if self.start == self.end:
+            raise ValueError("`start` and `end` are equal: quiet hours of 0 or 24 hours?")
+        return self
+
 
 class Recommendations(StrictModel):
     """Content block: products the customer viewed lately and did not buy."""
 
     property: str = Field(default="recommendations", description="Emitted property name.")
     limit: int = Field(default=3, ge=1, le=20)
-    lookback: Duration = Field(default=timedelta(days=7), description="Viewing window.")
+    lookback: PositiveDuration = Field(default=timedelta(days=7), description="Viewing window.")
     fallback: list[dict[str, Any]] = Field(
         default_factory=list, description="Bestsellers used to fill up to `limit`."
     )
@@ -131,6 +192,35 @@ class Emit(StrictModel):
     destinations: list[str] = Field(
         default_factory=list, description="Destination names; empty = every destination."
     )
+
+    @field_validator("event")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        # A blank metric name is accepted by no ESP: every firing would be rejected.
+        if not value.strip():
+            raise ValueError("the emitted event name is blank")
+        return value
+
+    @field_validator("properties")
+    @classmethod
+    def _paths(cls, value: dict[str, FieldSpec]) -> dict[str, FieldSpec]:
+        for name, spec in value.items():
+            for path in spec.path:
+                try:
+                    check_path(path)
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_value_per_property(self) -> Emit:
+        # The content block would silently overwrite a declared property of that name.
+        block = self.recommendations
+        if block is not None and block.property in self.properties:
+            raise ValueError(
+                f"properties.{block.property} is also the recommendations property: rename one"
+            )
+        return self
 
 
 class TriggerSettings(StrictModel):
@@ -149,9 +239,9 @@ class TriggerSettings(StrictModel):
     emit: Emit
     priority: int = Field(default=0, description="Higher wins inside a cap window.")
     cap: CapRule | None = None
-    freshness: Duration | None = Field(default=None, description="Max start-event age.")
+    freshness: PositiveDuration | None = Field(default=None, description="Max start-event age.")
     quiet_hours: QuietHours | None = None
-    consent: str | None = Field(default=None, description="Path that must be true to send.")
+    consent: EventPath | None = Field(default=None, description="Path that must be true to send.")
 
     @model_validator(mode="before")
     @classmethod
@@ -190,7 +280,7 @@ class GlobalCap(StrictModel):
     """At most `max` trigger emissions per customer per `per`, across every trigger."""
 
     max: int = Field(default=2, ge=1)
-    per: Duration = Field(default=timedelta(hours=24))
+    per: PositiveDuration = Field(default=timedelta(hours=24))
 
 
 class Activity(StrictModel):
