@@ -3,7 +3,7 @@
 An identifier is `(kind, value)`: `("email", "ann@example.com")`. Values are
 normalized (emails trimmed and lower-cased, phones in E.164) and junk values
 (`null`, `undefined`, `test@test.com`, …) are never identifiers, so they can never
-merge two people.
+merge two people (the rules for messy values: `mapping.identity.values`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mapping.identity.settings import IdentitySettings
+from mapping.identity.settings import JUNK_VALUES, IdentitySettings
+from mapping.identity.values import (
+    BLANK,
+    MAX_VALUE_LENGTH,
+    WRAPPERS,
+    as_text,
+    email_text,
+    integral,
+    junk_key,
+    meaningless,
+    storable,
+)
 from mapping.paths import get_path
 from mapping.transforms import TransformError, e164
 from mapping.types import Message
@@ -20,8 +31,6 @@ from mapping.validate import is_email
 
 Identifier = tuple[str, str]
 """(kind, normalized value)."""
-
-MAX_VALUE_LENGTH = 500
 
 _MEMO_LIMIT = 200_000  # text values per kind; a kind's memo is emptied past this
 _MISS: Any = object()
@@ -33,11 +42,18 @@ class Normalizer:
 
     settings: IdentitySettings
     junk: frozenset[str]
+    """Every junk value as `junk_key` gives it (lower-cased, wrappers off)."""
     plan: tuple[tuple[str, str, str, bool], ...] = ()
     rank: dict[str, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    """Kind → priority (`IdentitySettings.ranking`), for ordering a message's identifiers."""
     by_source: tuple[tuple[tuple[str, str, bool], ...], ...] = ((), (), ())
     """`plan` as (kind, path, one key?) for traits, properties and the raw message."""
-    """Kind → priority (`IdentitySettings.ranking`), for ordering a message's identifiers."""
+    junk_phones: frozenset[str] = frozenset()
+    """Junk values that are phone numbers, in E.164: ignoring `(212) 555-1212` ignores
+    `+1 212-555-1212` too."""
+    junk_locals: frozenset[str] = frozenset()
+    """The built-in junk values: an address with one before the @ is junk
+    (`null@null.com`, `undefined@shop.com`)."""
     memo: dict[str, dict[str, Identifier | None]] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
@@ -57,30 +73,62 @@ class Normalizer:
             tuple((kind, path, one_key) for kind, where, path, one_key in plan if where == source)
             for source in ("traits", "properties", "raw")
         )
-        return cls(settings, settings.junk(), plan, settings.ranking(), by_source)
+        junk = frozenset(junk_key(value) for value in settings.junk())
+        return cls(
+            settings,
+            junk,
+            plan,
+            settings.ranking(),
+            by_source,
+            junk_phones=_junk_phones(settings),
+            junk_locals=frozenset(junk_key(value) for value in JUNK_VALUES),
+        )
 
     def normalize(self, kind: str, raw: Any) -> str | None:
-        """The normalized value, or None when it is junk or not a valid identifier."""
-        if type(raw) is not str:
-            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-                return None
-            if not isinstance(raw, str):
-                raw = str(int(raw)) if float(raw).is_integer() else str(raw)
-        value: str = raw.strip()
-        if value.lower() in self.junk or len(value) > MAX_VALUE_LENGTH:
+        """The normalized value, or None when it is junk or not a valid identifier.
+
+        Only ever called once per distinct text (see `identifier`): the rules of
+        `mapping.identity.values` cost nothing per message.
+        """
+        text = raw if type(raw) is str else as_text(raw)
+        if text is None:
             return None
+        value = text.strip(BLANK)
         if kind == "email":
-            value = value.lower()
-            return value if is_email(value) else None
+            return None if self.is_junk(value) else self._email(value)
         if kind == "phone":
-            try:
-                value = e164(value, self.settings.phone_default_region)
-            except TransformError:
-                return None
-            return None if value in self.junk else value
-        if kind == "mailchimp_subscriber_hash":
-            return value.lower()
-        return value
+            return None if self.is_junk(value) else self._phone(value)
+        value = integral(value)  # before the junk check: `-1.0` is `-1`
+        if self.is_junk(value):
+            return None
+        return value.lower() if kind == "mailchimp_subscriber_hash" else value
+
+    def is_junk(self, value: str) -> bool:
+        """True when trimmed text can name nobody, or cannot be stored."""
+        return (
+            len(value) > MAX_VALUE_LENGTH
+            or value.lower().strip(WRAPPERS) in self.junk  # `junk_key` of trimmed text
+            or meaningless(value)
+            or not storable(value)
+        )
+
+    def _email(self, value: str) -> str | None:
+        address = email_text(value)
+        if address is None or not is_email(address):
+            return None
+        # `null@null.com`, `undefined@shop.com`: a placeholder before the @ is
+        # still a placeholder, whatever the domain (a template filled with nothing).
+        local = address.partition("@")[0]
+        if address in self.junk or local in self.junk_locals or meaningless(local):
+            return None
+        return address
+
+    def _phone(self, value: str) -> str | None:
+        try:
+            number = e164(value, self.settings.phone_default_region)
+        except TransformError:
+            return None
+        return None if number in self.junk_phones else number
 
     def identifier(self, kind: str, raw: Any) -> Identifier | None:
         """`(kind, normalized value)`, or None; memoized for text values."""
@@ -130,6 +178,17 @@ class Normalizer:
             return found
         found.sort(key=lambda i: (rank.get(i[0], last), i[1]))
         return found
+
+
+def _junk_phones(settings: IdentitySettings) -> frozenset[str]:
+    """The E.164 form of every junk value that is a phone number."""
+    found: set[str] = set()
+    for value in settings.junk():
+        try:
+            found.add(e164(value, settings.phone_default_region))
+        except TransformError:
+            continue
+    return frozenset(found)
 
 
 def _plan(settings: IdentitySettings) -> tuple[tuple[str, str, str, bool], ...]:

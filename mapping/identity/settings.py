@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+import phonenumbers
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from mapping.paths import compile_path
 from mapping.settings import StrictModel
 
 BUILTIN_KINDS = (
@@ -39,6 +41,9 @@ JUNK_VALUES = (
     "[object object]",
 )
 """Values never merged on, whatever their kind (compared trimmed and lower-cased)."""
+
+MAX_KIND_LENGTH = 64
+"""Longest identifier kind name: the store's `kind` columns hold 64 characters."""
 
 
 def _default_limits() -> dict[str, int]:
@@ -95,7 +100,8 @@ class IdentitySettings(StrictModel):
     )
     phone_default_region: str | None = Field(
         default=None,
-        description="ISO country for numbers written without +country code, e.g. US.",
+        description="ISO 3166 country (any case) for numbers written without +country "
+        "code, e.g. US or GB; one phonenumbers does not know is a config error.",
     )
     keys: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -126,6 +132,46 @@ class IdentitySettings(StrictModel):
     profiles_api: ProfilesApiSettings | None = Field(
         default=None, description="Enrich customers the local graph cannot resolve."
     )
+
+    @field_validator("phone_default_region")
+    @classmethod
+    def _known_region(cls, region: str | None) -> str | None:
+        # An unknown region (`UK`, `USA`) would make every number written without
+        # +country code silently invalid: refuse it here, where the user can fix it.
+        if region is None:
+            return None
+        code = region.strip().upper()
+        if code not in phonenumbers.SUPPORTED_REGIONS:
+            hint = " (the United Kingdom is GB)" if code == "UK" else ""
+            raise ValueError(
+                f"{region!r} is not an ISO 3166 region phonenumbers knows, e.g. US, GB, DE{hint}"
+            )
+        return code
+
+    @field_validator("email_paths", "phone_paths")
+    @classmethod
+    def _readable_paths(cls, paths: list[str]) -> list[str]:
+        # A path that does not parse would fail every message of every run.
+        for path in paths:
+            compile_path(path)
+        return paths
+
+    @field_validator("keys")
+    @classmethod
+    def _storable_kinds(cls, keys: dict[str, list[str]]) -> dict[str, list[str]]:
+        # The kind is a key of every identifier row: one the store cannot hold would
+        # fail the run's first write, not the config check.
+        for kind, paths in keys.items():
+            if not kind.strip() or len(kind) > MAX_KIND_LENGTH:
+                raise ValueError(
+                    f"{kind[:80]!r}: a kind name needs 1 to {MAX_KIND_LENGTH} characters"
+                )
+            for path in paths:
+                try:
+                    compile_path(path)
+                except ValueError as exc:
+                    raise ValueError(f"{kind}: {exc}") from None
+        return keys
 
     @model_validator(mode="after")
     def _consistent(self) -> IdentitySettings:
