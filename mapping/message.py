@@ -7,6 +7,7 @@ Hand-written rather than a pydantic model: this runs once per event on the hot p
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -52,9 +53,29 @@ def _optional_id(raw: Mapping[str, Any], key: str) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # Segment libraries coerce numeric ids to strings
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise MessageError(key, f"must be a string or a finite number, got {value!r}")
+        # A whole float (`123.0`: JSON writers emit integer columns with gaps so) is the
+        # integer's id, as Segment's JavaScript libraries print it: `123`, not `123.0`.
+        return str(int(value)) if value.is_integer() else str(value)
     raise MessageError(key, "must be a string")
+
+
+def check_previous_id(raw: Mapping[str, Any]) -> None:
+    """An alias call's `previousId`: a non-blank string, or a number (not a boolean)."""
+    previous = raw.get("previousId")
+    if isinstance(previous, str) and previous.strip():
+        return
+    if isinstance(previous, int) and not isinstance(previous, bool):
+        return
+    if isinstance(previous, float) and math.isfinite(previous):
+        return
+    if previous is None or isinstance(previous, str):
+        raise MessageError("previousId", "an alias call needs a previousId")
+    raise MessageError("previousId", f"must be a string or a number, got {previous!r}"[:80])
 
 
 def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -120,8 +141,8 @@ def parse_message(raw: object, source_ref: str) -> Message:
             blank = not isinstance(event, str) or not event.strip()
         if blank:
             raise MessageError("event", "a track call needs an event name")
-    elif kind == "alias" and not isinstance(raw.get("previousId"), str | int):
-        raise MessageError("previousId", "an alias call needs a previousId")
+    elif kind == "alias":
+        check_previous_id(raw)
     context = raw.get("context")
     if type(context) is not dict:
         context = _mapping(raw, "context")

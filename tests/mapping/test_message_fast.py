@@ -20,6 +20,7 @@ from mapping.message import (
     MessageError,
     _mapping,
     _optional_id,
+    check_previous_id,
     parse_message,
     parse_timestamp,
 )
@@ -46,8 +47,8 @@ def reference(raw: object, source_ref: str) -> Message:
         event = raw.get("event")
         if not isinstance(event, str) or not event.strip():
             raise MessageError("event", "a track call needs an event name")
-    if kind == "alias" and not isinstance(raw.get("previousId"), str | int):
-        raise MessageError("previousId", "an alias call needs a previousId")
+    if kind == "alias":
+        check_previous_id(raw)
     context = _mapping(raw, "context")
     traits = _mapping(raw, "traits") if kind in ("identify", "group") else None
     if not traits:
@@ -156,3 +157,32 @@ def test_a_message_is_a_plain_equal_dataclass() -> None:
     assert repr(message) == repr(reference(raw, "f:1"))
     assert message.timestamp.tzinfo is UTC
     assert dataclasses.replace(message, event="E").event == "E"
+
+
+def test_whole_float_ids_are_the_integer_s_id() -> None:
+    base = {"type": "track", "messageId": "m1", "event": "E", "timestamp": "2026-01-05"}
+    assert parse_message({**base, "userId": 123.0}, "f:1").user_id == "123"
+    assert parse_message({**base, "userId": 123}, "f:1").user_id == "123"
+    assert parse_message({**base, "anonymousId": 12.5}, "f:1").anonymous_id == "12.5"
+    for bad in (float("nan"), float("inf")):
+        try:
+            parse_message({**base, "userId": bad}, "f:1")
+        except MessageError as exc:
+            assert exc.field == "userId" and "finite number" in exc.reason
+        else:
+            raise AssertionError(f"{bad!r} was accepted as a userId")
+
+
+def test_alias_previous_id_reasons() -> None:
+    alias = {"type": "alias", "messageId": "m1", "userId": "u1", "timestamp": "2026-01-05"}
+    for ok in ("a1", 7, 7.0, 10**30):
+        assert parse_message({**alias, "previousId": ok}, "f:1").user_id == "u1"
+    cases = {None: "needs a previousId", "  ": "needs a previousId", True: "got True"}
+    cases.update({float("nan"): "got nan"})
+    for value, reason in cases.items():
+        try:
+            parse_message({**alias, "previousId": value}, "f:1")
+        except MessageError as exc:
+            assert exc.field == "previousId" and reason in exc.reason, (value, exc.reason)
+        else:
+            raise AssertionError(f"previousId {value!r} was accepted")
