@@ -111,6 +111,8 @@ def parse_message(raw: object, source_ref: str) -> Message:
     message_id = raw.get("messageId")
     if not isinstance(message_id, str) or not message_id:
         raise MessageError("messageId", "missing" if message_id is None else "must be a string")
+    if "\x00" in message_id:  # PostgreSQL text cannot hold it: the ledger write would fail
+        raise MessageError("messageId", "contains a NUL character")
     stamp = raw.get("timestamp") or raw.get("originalTimestamp")
     if type(stamp) is str and stamp:
         try:

@@ -37,6 +37,8 @@ def reference(raw: object, source_ref: str) -> Message:
     message_id = raw.get("messageId")
     if not isinstance(message_id, str) or not message_id:
         raise MessageError("messageId", "missing" if message_id is None else "must be a string")
+    if "\x00" in message_id:
+        raise MessageError("messageId", "contains a NUL character")
     timestamp = parse_timestamp(raw.get("timestamp") or raw.get("originalTimestamp"))
     user_id = _optional_id(raw, "userId")
     anonymous_id = _optional_id(raw, "anonymousId")
@@ -92,7 +94,7 @@ def expected(raw: object) -> tuple[Any, ...]:
 
 
 ANY: list[Any] = [None, "", " ", 0, 1, 2.5, True, False, [], {}, ["x"], {"a": 1}]
-IDS = [*ANY, "u1", Text("u2"), "  ", 42, 4.0]
+IDS = [*ANY, "u1", Text("u2"), "  ", 42, 4.0, "m\x001"]
 STAMPS = [
     *ANY,
     "2026-01-05T00:05:33.118Z",
@@ -186,3 +188,14 @@ def test_alias_previous_id_reasons() -> None:
             assert exc.field == "previousId" and reason in exc.reason, (value, exc.reason)
         else:
             raise AssertionError(f"previousId {value!r} was accepted")
+
+
+def test_a_message_id_with_a_nul_is_a_reject() -> None:
+    # It could be stored in no PostgreSQL text column (the sent-ledger's key).
+    raw = {"type": "track", "messageId": "m\x001", "userId": "u", "event": "E"}
+    try:
+        parse_message(raw, "f:1")
+    except MessageError as exc:
+        assert exc.field == "messageId" and "NUL" in exc.reason
+    else:
+        raise AssertionError("a messageId with a NUL was accepted")
