@@ -63,6 +63,9 @@ class Component:
     trait_stamps: dict[str, Stamp] = field(default_factory=dict)
     stored_ids: set[str] = field(default_factory=set)
     """Customer ids this component had in the store (more than one after a merge)."""
+    named: set[str] | None = None
+    """Ids a conflict named it by during the batch, before it may have been renamed:
+    each gets a merge row to the final id, as a rename between two runs would."""
     changed: bool = False
     dirty: set[Identifier] = field(default_factory=set)
     """Identifiers added or seen at a new time since loading."""

@@ -226,6 +226,8 @@ class IdentityGraph:
                 a.traits[key] = value
                 a.trait_stamps[key] = stamp
         a.stored_ids |= b.stored_ids
+        if b.named:
+            a.named = (a.named or set()) | b.named
         a.dirty |= b.dirty
         a.changed = a.traits_changed = True
 
@@ -356,14 +358,17 @@ class IdentityGraph:
         else:
             self._touch(current, ident, hour)
         other = self._components[current]
+        customer_id, other_id = self.customer_id(base), self.customer_id(other)
+        _named(base, customer_id)
+        _named(other, other_id)
         self.conflicts.append(
             Conflict(
                 kind=ident[0],
                 value=ident[1],
                 limit_kind=kind,
                 limit=limit,
-                customer_id=self.customer_id(base),
-                other_customer_id=self.customer_id(other),
+                customer_id=customer_id,
+                other_customer_id=other_id,
                 customer=base.by_kind(),
                 other=other.by_kind(),
                 message_id=message_id,
@@ -425,3 +430,10 @@ class IdentityGraph:
         found = [(rank[key], comp) for key, comp in self._components.items() if comp.changed]
         found.sort(key=_first)
         return [comp for _, comp in found]
+
+
+def _named(component: Component, customer_id: str) -> None:
+    """Remember an id a conflict recorded for `component` (see `Component.named`)."""
+    if component.named is None:
+        component.named = set()
+    component.named.add(customer_id)

@@ -292,6 +292,7 @@ def write_changes(
     ident_rows: list[tuple[str, str, str, int, int]] = []
     customer_rows: list[tuple[str, str, str]] = []
     merges: dict[str, str] = {}
+    renamed: dict[str, str] = {}  # ids only a conflict knew: merge rows, not merges
     retime_rows: list[tuple[int, int, str, str]] = []
     staging = cache is not None and persist
     ranking, known = graph.ranking, graph.known
@@ -319,6 +320,11 @@ def write_changes(
         if moved:
             for old in sorted(stored - {cid}):
                 merges[old] = cid
+        if comp.named:
+            # An id a conflict recorded before the component got its final id must
+            # lead to it, as it would had the batch been split there (`follow`).
+            for old in sorted(comp.named - stored - {cid}):
+                renamed[old] = cid
         built = build(comp, cid) if build is not None else None
         if staging:
             assert cache is not None
@@ -331,8 +337,8 @@ def write_changes(
     _retime_identifiers(conn, retime_rows)
     _upsert_identifiers(store, conn, ident_rows)
     _upsert_customers(store, conn, customer_rows, now)
-    if merges:
-        _record_merges(store, conn, merges, now)
+    if merges or renamed:
+        _record_merges(store, conn, {**renamed, **merges}, now)
     _record_conflicts(conn, graph.conflicts, now)
     return merges
 

@@ -289,3 +289,30 @@ def test_concurrent_writers_take_turns(tmp_path: Path) -> None:
     assert customer is not None
     assert customer.traits["n"] == 39
     check.close()
+
+
+def test_a_conflict_s_customer_ids_lead_to_customers_however_the_batch_was_split(
+    tmp_path: Path,
+) -> None:
+    """A conflict names the customers as they are at that message; a later message of
+    the batch may rename one (a user id joins). One run or three, the ids must lead to
+    the same stored customers."""
+    settings = IdentitySettings(limits={"email": 1})
+    messages = [
+        msg(1, kind="identify", user="mum", email="m@x.com", anon="ipad"),
+        msg(2, kind="identify", anon="ipad", email="son@x.com"),  # refused: mum has one
+        msg(3, kind="identify", user="son", email="son@x.com"),  # renames son's side
+    ]
+    finals = []
+    for split in ([messages], [[m] for m in messages]):
+        store = StateStore.open(f"sqlite:///{tmp_path / f'{len(split)}.db'}")
+        resolver = IdentityResolver(store, settings)
+        conflicts = [c for batch in split for c in resolver.resolve(batch).conflicts]
+        [conflict] = conflicts
+        ids = (conflict.customer_id, conflict.other_customer_id or "")
+        current = tuple(resolver.current_id(i) for i in ids)
+        assert all(resolver.customer(i) is not None for i in current), (split, ids)
+        finals.append(current)
+        store.close()
+    assert finals[0] == finals[1]
+    assert cid("user_id", "son") in finals[0]
