@@ -104,29 +104,33 @@ class SyncEngine:
         if name not in self.config.syncs:
             raise ConfigError(f"no sync named {name!r} (known: {', '.join(self.config.syncs)})")
         lock, holder = self._lock(name)
-        report = RunReport(
-            sync=name, run_id=self.store.start_run(name, dry_run=dry_run), dry_run=dry_run
-        )
+        # Released whatever fails below (the run record's writes included): a leaked lock
+        # would hold every other run of this sync off for its whole TTL.
         try:
-            await self._run(name, report, dry_run, max_batches, stop, on_batch, (lock, holder))
-            report.status = "completed"
-        except (AuthFailed, SourceUnavailable) as exc:
-            report.status = "failed"
-            report.errors.append(str(exc))
-            raise FatalRunError(str(exc)) from exc
-        except Exception as exc:
-            report.status = "failed"
-            report.errors.append(f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            report.ended_at = datetime.now(UTC)
-            self.store.finish_run(
-                report.run_id,
-                report.status,
-                api_calls=report.api_calls,
-                errors=report.errors,
-                counts=_extra_counts(report),
+            report = RunReport(
+                sync=name, run_id=self.store.start_run(name, dry_run=dry_run), dry_run=dry_run
             )
+            try:
+                await self._run(name, report, dry_run, max_batches, stop, on_batch, (lock, holder))
+                report.status = "completed"
+            except (AuthFailed, SourceUnavailable) as exc:
+                report.status = "failed"
+                report.errors.append(str(exc))
+                raise FatalRunError(str(exc)) from exc
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt too: not "running"
+                report.status = "failed"
+                report.errors.append(f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                report.ended_at = datetime.now(UTC)
+                self.store.finish_run(
+                    report.run_id,
+                    report.status,
+                    api_calls=report.api_calls,
+                    errors=report.errors,
+                    counts=_extra_counts(report),
+                )
+        finally:
             self.store.release_lock(lock, holder)
         return report
 
@@ -163,7 +167,9 @@ class SyncEngine:
             async for batch in batches:
                 await self._process(name, sync.source, batch, destinations, report, dry_run)
                 count += 1
-                self.store.refresh_lock(*held, LOCK_TTL)
+                if not self.store.refresh_lock(*held, LOCK_TTL):
+                    # Expired and taken by another run: going on would run the sync twice.
+                    raise FatalRunError(f"sync {name!r} lost its lock to another run")
                 if on_batch:
                     on_batch(report)
                 if (max_batches and count >= max_batches) or (stop and stop.is_set()):

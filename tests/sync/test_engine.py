@@ -147,3 +147,38 @@ def test_an_unreachable_source_is_fatal_and_recorded(
     [run] = store.runs(limit=1)
     assert run["status"] == "failed" and "no such folder" in run["errors"][0]
     store.close()
+
+
+def test_a_run_that_lost_its_lock_stops_and_is_recorded(
+    wired: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync.engine import FatalRunError
+
+    data, store = wired["data"], wired["store"]
+    data.write_bytes(b"\n".join(track(i) for i in range(25)) + b"\n")
+    # The lock expired during a slow batch and another process took it.
+    monkeypatch.setattr(store, "refresh_lock", lambda *args: False)
+    with pytest.raises(FatalRunError, match="lost its lock"):
+        asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+    [run] = store.runs(limit=1)
+    assert run["status"] == "failed" and "lost its lock" in run["errors"][0]
+    assert run["counts"]["read"] == 10  # the first batch (committed), nothing after it
+
+
+def test_the_lock_is_released_when_the_run_record_cannot_be_written(
+    wired: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = wired["store"]
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("state store went away")
+
+    start_run = store.start_run
+    monkeypatch.setattr(store, "start_run", down)
+    with pytest.raises(RuntimeError):
+        asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+    monkeypatch.setattr(store, "start_run", start_run)
+    # Not held for the lock's 10 minutes: the next run starts at once.
+    wired["data"].write_bytes(track(1) + b"\n")
+    report = asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+    assert report.status == "completed"
