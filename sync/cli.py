@@ -291,6 +291,9 @@ def schedule(config: ConfigOption = Path("espbridge.toml")) -> None:
 
     cfg = _load(config)
     problems = validate_schedules(cfg)
+    if not any(s.schedule for s in cfg.syncs.values()):
+        # Exiting 0 at once would make a service manager restart it in a loop.
+        problems.append("no sync has a `schedule`: nothing to run (use `espbridge run`)")
     if problems:
         console.print("[red]config error[/]: " + escape("; ".join(problems)))
         raise typer.Exit(EXIT_CONFIG)

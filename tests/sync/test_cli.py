@@ -240,3 +240,9 @@ def test_retry_keeps_a_reject_it_cannot_send_again(config_file: Path) -> None:
     assert "not sent again" in result.output and "kept no message" in result.output
     left = runner.invoke(app, ["rejects", "--config", str(config_file), "--output", "json"])
     assert sorted(r["stage"] for r in json.loads(left.stdout)) == ["destination", "source"]
+
+
+def test_schedule_without_any_scheduled_sync_is_a_config_error(config_file: Path) -> None:
+    result = runner.invoke(app, ["schedule", "--config", str(config_file)])
+    assert result.exit_code == 2, result.output
+    assert "no sync has a `schedule`" in result.output
