@@ -9,7 +9,9 @@ The tree (one place decides which is which: `connectors.http.classify`)::
     │   └── TransportFailure       connection refused/reset, timeouts
     └── FatalESPError              never retried
         ├── RejectedPayload        any other 4xx: becomes a RejectedRow with the ESP's detail
-        └── AuthFailed             401/403: the whole run stops (exit code 3)
+        ├── AuthFailed             401/403: the whole run stops (exit code 3)
+        │   └── Redirected         3xx: base_url is wrong; the run stops too (exit code 3)
+        └── MalformedResponse      a 2xx whose body lacks what we must read
 """
 
 from __future__ import annotations
@@ -87,3 +89,21 @@ class RejectedPayload(FatalESPError):
 
 class AuthFailed(FatalESPError):
     """Credentials were refused; nothing will work until the config is fixed."""
+
+
+class Redirected(AuthFailed):
+    """The ESP (or a proxy) answered 3xx: the configured base URL is not the API.
+
+    Not followed: a redirected POST may lose its body or its credential, and every
+    later request would be redirected too. A subclass of `AuthFailed` so the run
+    stops (exit code 3) instead of counting a redirect as delivered.
+    """
+
+
+class MalformedResponse(FatalESPError):
+    """A 2xx answer without what must be read from it (a job id, a status, results).
+
+    The records it concerns are neither acknowledged nor rejected: the run fails and
+    the next run sends them again (every such request is an idempotent upsert or a
+    status read).
+    """

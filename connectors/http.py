@@ -9,6 +9,7 @@ the real API.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +28,7 @@ from tenacity import (
 from connectors.errors import (
     AuthFailed,
     RateLimited,
+    Redirected,
     RejectedPayload,
     RetryableESPError,
     ServerError,
@@ -43,6 +45,24 @@ SENSITIVE_HEADERS = frozenset({"authorization", "x-api-key", "x-signature", "coo
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers with secrets replaced by `[secure]`, for logs and dry-run output."""
     return {k: "[secure]" if k.lower() in SENSITIVE_HEADERS else v for k, v in headers.items()}
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def text_reason(response: httpx.Response, limit: int = 500) -> str:
+    """A readable reason from a body that is not the ESP's JSON (a proxy's HTML page).
+
+    An HTML page becomes its `<title>` (else its text without tags), so a reject says
+    "413 Request Entity Too Large" rather than carrying markup.
+    """
+    text = response.text
+    if "<" in text and ("html" in response.headers.get("content-type", "") or "<html" in text):
+        found = _TITLE.search(text)
+        text = found.group(1) if found else _TAG.sub(" ", text)
+    text = " ".join(text.split())[:limit]
+    return text or f"HTTP {response.status_code}"
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -69,8 +89,14 @@ def classify(response: httpx.Response, parse_error: ErrorParser) -> None:
         parse_error: The ESP's own error-body reader.
     """
     status = response.status_code
-    if status < 400:
+    if status < 300:
         return
+    if status < 400:
+        # A redirect is never a delivery: the request did not reach the API.
+        where = response.headers.get("Location", "(no Location)")
+        raise Redirected(
+            f"{status} from {response.url.path}: redirected to {where}; check base_url"
+        )
     if status == 429:
         raise RateLimited(f"429 from {response.url.path}", retry_after_seconds(response))
     if status >= 500:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from connectors.errors import AuthFailed, RateLimited
+from connectors.errors import AuthFailed, RateLimited, Redirected
 from connectors.http import RateTier, RetryPolicy, TierLimiter, send, shared_limiter
 from connectors.klaviyo.errors import parse_error
 from connectors.klaviyo.limits import OPERATIONS, load_spec_tiers, tier_for
@@ -106,7 +106,13 @@ class KlaviyoClient:
         )
         if response.status_code != 200:
             raise AuthFailed(f"Klaviyo OAuth refresh failed with {response.status_code}")
-        self._access_token = str(response.json()["access_token"])
+        try:
+            token = response.json()["access_token"]
+        except (ValueError, KeyError, TypeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise AuthFailed("Klaviyo OAuth refresh answered 200 without an access_token")
+        self._access_token = token
 
     async def call(
         self,
@@ -128,6 +134,8 @@ class KlaviyoClient:
             await self.refresh_token()
         try:
             return await self._send(operation_id, body, params, path or {})
+        except Redirected:
+            raise  # a wrong base_url: a new token would be redirected all the same
         except AuthFailed:
             if self.settings.api_key is not None or need_token:
                 raise

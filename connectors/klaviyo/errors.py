@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from connectors.http import text_reason
+
 
 @dataclass(frozen=True, slots=True)
 class KlaviyoError:
@@ -48,7 +50,7 @@ def parse_error(response: httpx.Response) -> tuple[str, str | None]:
     try:
         entries = error_entries(response.json())
     except ValueError:
-        return (response.text[:500] or f"HTTP {response.status_code}", None)
+        return (text_reason(response), None)
     if not entries:
         return (f"HTTP {response.status_code}", None)
     first = entries[0]

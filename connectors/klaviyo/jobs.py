@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from connectors.base import Outcome, Record
-from connectors.errors import RejectedPayload
+from connectors.errors import MalformedResponse, RejectedPayload
 from connectors.klaviyo.actions import upsert_profile
 from connectors.klaviyo.client import KlaviyoClient
 from connectors.klaviyo.errors import field_of
@@ -45,9 +45,9 @@ class ImportJobs:
 
     async def outcomes(self, response: httpx.Response, records: Sequence[Record]) -> list[Outcome]:
         """Poll the job a 202 created and turn its import-errors into rejects."""
-        job = response.json()["data"]
+        job = job_of(response, "bulk import job")
         job = await self._wait(str(job["id"]), job)
-        attributes = job.get("attributes") or {}
+        attributes = job["attributes"]
         if attributes.get("status") == "cancelled":
             return [rejected(r, "Klaviyo cancelled the bulk import job") for r in records]
         errors = await self._errors(str(job["id"])) if attributes.get("failed_count") else []
@@ -66,7 +66,7 @@ class ImportJobs:
             response = await self.client.call(
                 "get_bulk_import_profiles_job", path={"job_id": job_id}
             )
-            job = response.json()["data"]
+            job = job_of(response, f"bulk import job {job_id}")
         return job
 
     async def _errors(self, job_id: str) -> list[dict[str, Any]]:
@@ -76,17 +76,44 @@ class ImportJobs:
             response = await self.client.call(
                 "get_errors_for_bulk_import_profiles_job", path={"id": job_id}, params=params
             )
-            body = response.json()
-            errors.extend(body.get("data") or [])
+            body = _json_object(response, f"import-errors of job {job_id}")
+            page = body.get("data") or []
+            if not isinstance(page, list):
+                raise MalformedResponse(f"import-errors of job {job_id}: `data` is not a list")
+            errors.extend(e for e in page if isinstance(e, dict))
             cursor = _next_cursor(body)
             if cursor is None:
                 return errors
             params = {"page[size]": "100", "page[cursor]": cursor}
 
 
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    # A proxy can cut a 2xx body short, or answer with a page of its own.
+    try:
+        body = response.json()
+    except ValueError:
+        raise MalformedResponse(f"{what}: {response.status_code} body is not JSON") from None
+    if not isinstance(body, dict):
+        raise MalformedResponse(f"{what}: {response.status_code} body is not a JSON object")
+    return body
+
+
+def job_of(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The job resource (`data` with an `id`) of a job answer, or `MalformedResponse`.
+
+    Without the id the job cannot be polled, so its rows cannot be acknowledged.
+    """
+    job = _json_object(response, what).get("data")
+    if not isinstance(job, dict) or not job.get("id"):
+        raise MalformedResponse(f"{what}: answer has no job id")
+    attributes = job.get("attributes")
+    return {**job, "attributes": attributes if isinstance(attributes, dict) else {}}
+
+
 def _next_cursor(body: dict[str, Any]) -> str | None:
-    link = (body.get("links") or {}).get("next")
-    if not link:
+    links = body.get("links")
+    link = links.get("next") if isinstance(links, dict) else None
+    if not link or not isinstance(link, str):
         return None
     values = parse_qs(urlsplit(link).query).get("page[cursor]")
     return values[0] if values else None

@@ -81,6 +81,15 @@ async def send_rows(
                 request.operation_id, body=request.body, path=request.path_params
             )
         except RejectedPayload as exc:
+            if exc.status == 413 and len(pending) > 1:
+                # Too large as a whole (a proxy's limit can be below Klaviyo's 5 MB):
+                # no row is at fault, so send each half on its own.
+                half = len(pending) // 2
+                for part in (pending[:half], pending[half:]):
+                    outcomes.extend(
+                        await send_rows(client, part, build, rows_from_error, on_success)
+                    )
+                return outcomes
             rows = {row.index: row for row in rows_from_error(exc.body, pending)}
             if not rows or len(pending) == 1:
                 field = next(iter(rows.values())).field if rows else field_of(exc.pointer)

@@ -272,8 +272,13 @@ class MailchimpClient:
 
         async def attempt() -> httpx.Response:
             if self._plain is None:
+                # A pre-signed storage URL may redirect (another region); it is a plain
+                # GET without credentials, so following it is safe.
                 self._plain = httpx.AsyncClient(
-                    timeout=self.settings.timeout_seconds, transport=self._transport, verify=_tls()
+                    timeout=self.settings.timeout_seconds,
+                    transport=self._transport,
+                    verify=_tls(),
+                    follow_redirects=True,
                 )
             try:
                 return await self._plain.get(url)

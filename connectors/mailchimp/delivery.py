@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.base import Outcome, OutcomeStatus, Record
-from connectors.errors import RejectedPayload, TransportFailure
+from connectors.errors import MalformedResponse, RejectedPayload, TransportFailure
 from connectors.mailchimp.actions import (
     ApiRequest,
     audience_of,
@@ -66,7 +66,11 @@ class Delivery:
         )
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            # The write was accepted (2xx); only its echo is unreadable (a proxy cut it).
+            return None
 
     async def send(self, record: Record) -> Outcome:
         """Send a tags, member event or journey trigger record."""
@@ -121,7 +125,9 @@ class Delivery:
                 if error.status == 404:  # no such member: nothing was applied
                     return found
                 raise
-            page = page or {}
+            if not isinstance(page, Mapping) or not isinstance(page.get("events"), list):
+                # An unreadable page is not "no events": that would send a duplicate.
+                raise MalformedResponse(f"member events of {email}: unreadable page")
             found |= {name for name, k in member_event.keys_in(page) if k == key and name in names}
             if found == names or len(page.get("events") or []) < member_event.READ_PAGE:
                 return found

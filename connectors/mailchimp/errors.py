@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from connectors.errors import AuthFailed, RateLimited
-from connectors.http import retry_after_seconds
+from connectors.http import retry_after_seconds, text_reason
 
 # Member-level refusals: the person cannot be (re)subscribed; never retried.
 MEMBER_REFUSALS = frozenset(
@@ -42,7 +42,7 @@ def parse_problem(response: httpx.Response) -> tuple[str, str | None]:
     """
     body = _body(response)
     if not body:
-        return (response.text[:500] or f"HTTP {response.status_code}"), None
+        return text_reason(response), None
     title = str(body.get("title") or "").strip()
     detail = str(body.get("detail") or "").strip()
     text = f"{title}: {detail}" if title and detail else (title or detail)

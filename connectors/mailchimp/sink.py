@@ -177,7 +177,12 @@ class MailchimpSink:
         except RejectedPayload:
             await self._each(records, self._put)  # find which member Mailchimp refused
             return
-        errors = batch_subscribe.parse_errors(response.json())
+        try:
+            errors = batch_subscribe.parse_errors(response.json())
+        except (ValueError, AttributeError, TypeError):
+            # A cut-short or odd answer says nothing per member: PUT each (idempotent).
+            await self._each(records, self._put)
+            return
         again: list[Record] = []
         for record in records:
             error = errors.get(record.fields["email"])

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from connectors.base import Outcome, Record
-from connectors.errors import RejectedPayload
+from connectors.errors import MalformedResponse, RejectedPayload
 from connectors.mailchimp.actions import (
     ApiRequest,
     BatchLimits,
@@ -134,18 +134,32 @@ async def run_batch(
     submit = build_request(operations)
     # A lost answer may hide a created batch: the caller reads back instead of resubmitting.
     response = await client.request(submit.method, submit.path, json=submit.json, idempotent=False)
-    batch = response.json()
+    batch = _batch_of(response)
     deadline = time.monotonic() + timeout_seconds
     while batch.get("status") != FINISHED:
         if time.monotonic() > deadline:
             raise BatchTimeout(f"batch {batch.get('id')} not finished after {timeout_seconds}s")
         await asyncio.sleep(poll_seconds)
         poll = status_request(str(batch["id"]))
-        batch = (await client.request(poll.method, poll.path)).json()
+        batch = _batch_of(await client.request(poll.method, poll.path))
     url = batch.get("response_body_url")
     if not url:
         return {}
-    return parse_archive(await client.download(str(url)))
+    try:
+        return parse_archive(await client.download(str(url)))
+    except (tarfile.TarError, EOFError, OSError, ValueError, TypeError, AttributeError) as exc:
+        raise MalformedResponse(f"batch {batch['id']}: unreadable results archive: {exc}") from exc
+
+
+def _batch_of(response: Any) -> dict[str, Any]:
+    # Without an id the batch cannot be polled, and its operations' fate is unknown.
+    try:
+        batch = response.json()
+    except ValueError:
+        batch = None
+    if not isinstance(batch, dict) or not batch.get("id"):
+        raise MalformedResponse("POST /batches answered without a batch id")
+    return batch
 
 
 def record_request(settings: MailchimpSettings, record: Record) -> ApiRequest:
@@ -200,7 +214,9 @@ class BatchRunner:
                 poll_seconds=self.settings.batch.poll_seconds,
                 timeout_seconds=self.settings.batch.batch_timeout_seconds,
             )
-        except (UncertainDelivery, BatchTimeout):
+        except (UncertainDelivery, BatchTimeout, MalformedResponse):
+            # The operations may or may not have been applied: send them directly,
+            # reading back first where a repeat would not be harmless.
             return [], [dataclasses.replace(r, uncertain=True) for r in records]
         except RejectedPayload:
             return [], list(records)  # the batch itself was refused: send each directly
