@@ -31,7 +31,7 @@ from connectors.base import (
     SourceBatch,
     Suppressed,
 )
-from connectors.errors import AuthFailed, SourceUnavailable
+from connectors.errors import ESPError, SourceUnavailable
 from mapping.message import MessageError, parse_message
 from mapping.types import Message, RejectedRow
 from sync.config import Config, ConfigError
@@ -113,7 +113,7 @@ class SyncEngine:
             try:
                 await self._run(name, report, dry_run, max_batches, stop, on_batch, (lock, holder))
                 report.status = "completed"
-            except (AuthFailed, SourceUnavailable) as exc:
+            except (ESPError, SourceUnavailable) as exc:  # refused, or retries exhausted
                 report.status = "failed"
                 report.errors.append(str(exc))
                 raise FatalRunError(str(exc)) from exc

@@ -182,3 +182,21 @@ def test_the_lock_is_released_when_the_run_record_cannot_be_written(
     wired["data"].write_bytes(track(1) + b"\n")
     report = asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
     assert report.status == "completed"
+
+
+def test_an_esp_that_keeps_failing_is_a_fatal_run_error(
+    wired: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.errors import ServerError
+    from sync.engine import FatalRunError
+
+    async def down(self: LoggingEsp) -> list[Any]:
+        raise ServerError("503 from /api/events (after 6 attempts)", 503)
+
+    monkeypatch.setattr(LoggingEsp, "drain", down)
+    wired["data"].write_bytes(track(1) + b"\n")
+    with pytest.raises(FatalRunError, match="503 from /api/events"):
+        asyncio.run(SyncEngine(wired["config"], wired["store"]).run_sync("main"))
+    [run] = wired["store"].runs(limit=1)
+    assert run["status"] == "failed"
+    assert wired["store"].get_bookmark("main", "events") is None  # read again next run
