@@ -9,6 +9,7 @@ call) and skips nothing unacknowledged (the bookmark never runs ahead of the led
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import threading
@@ -42,6 +43,7 @@ from sync.store.locks import release_dead_holder
 from sync.store.state import BatchCommit, StateStore
 
 LOCK_TTL = timedelta(minutes=10)
+log = logging.getLogger(__name__)
 
 
 class SyncBusy(Exception):
@@ -110,6 +112,7 @@ class SyncEngine:
             report = RunReport(
                 sync=name, run_id=self.store.start_run(name, dry_run=dry_run), dry_run=dry_run
             )
+            beat = asyncio.create_task(self._keep_lock(lock, holder))
             try:
                 await self._run(name, report, dry_run, max_batches, stop, on_batch, (lock, holder))
                 report.status = "completed"
@@ -122,6 +125,7 @@ class SyncEngine:
                 report.errors.append(f"{type(exc).__name__}: {exc}")
                 raise
             finally:
+                beat.cancel()
                 report.ended_at = datetime.now(UTC)
                 self.store.finish_run(
                     report.run_id,
@@ -133,6 +137,21 @@ class SyncEngine:
         finally:
             self.store.release_lock(lock, holder)
         return report
+
+    async def _keep_lock(self, lock: str, holder: str) -> None:
+        """Refresh the lock every third of its TTL while the run lasts.
+
+        Batches refresh it too, but one batch can outlast the TTL (a warehouse's first
+        query, an ESP's long backoff): the lock would expire under a live run and a
+        second process could start the same sync. The source reads on a worker thread,
+        so the event loop is free to beat meanwhile.
+        """
+        while True:
+            await asyncio.sleep(LOCK_TTL.total_seconds() / 3)
+            try:
+                self.store.refresh_lock(lock, holder, LOCK_TTL)
+            except Exception as exc:  # a store blip: the next beat or batch refreshes it
+                log.warning("could not refresh the lock %s: %s", lock, exc)
 
     def _lock(self, name: str) -> tuple[str, str]:
         """Take the sync's lock (from a dead holder on this host too); SyncBusy if held."""

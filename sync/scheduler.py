@@ -21,11 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 from croniter import CroniterBadDateError, croniter
 
-from sync import engine as engine_module
 from sync.config import Config
 from sync.engine import FatalRunError, SyncBusy, SyncEngine
 from sync.report import RunReport
-from sync.store.locks import refresh_own_lock
 
 log = logging.getLogger("espbridge.schedule")
 
@@ -111,25 +109,13 @@ def _first_fire_times(engine: SyncEngine, now: datetime) -> dict[str, datetime]:
     return due
 
 
-async def _heartbeat(engine: SyncEngine, name: str, every: float) -> None:
-    """Keep the lock of a running sync alive while a batch takes longer than its TTL."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            refresh_own_lock(engine.store, name, engine_module.LOCK_TTL)
-        except Exception as exc:  # a store blip: the next beat or batch refreshes it
-            log.warning("could not refresh the lock of %s: %s", name, exc)
-
-
 async def _fire(
     engine: SyncEngine,
     name: str,
     stop: threading.Event,
     on_report: Callable[[RunReport], None] | None,
-    heartbeat: float,
 ) -> None:
     """Run one sync; nothing it raises stops the scheduler (the run record says failed)."""
-    beat = asyncio.create_task(_heartbeat(engine, name, heartbeat))
     try:
         report = await engine.run_sync(name, stop=stop)
     except SyncBusy as exc:
@@ -141,8 +127,6 @@ async def _fire(
     except Exception:
         log.exception("run of %s failed", name)
         return
-    finally:
-        beat.cancel()
     if on_report:
         try:
             on_report(report)
@@ -157,18 +141,16 @@ async def run_schedule(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_report: Callable[[RunReport], None] | None = None,
     poll: float = 1.0,
-    heartbeat: float | None = None,
 ) -> None:
     """Fire syncs as their schedules come due until `stop` is set.
 
     A run that overruns its interval does not queue a backlog: the next fire time is
     computed after it ends. A run refused because another process holds the sync's lock
     is skipped and logged. If the clock steps back, every fire time is computed again
-    from the new time, so a sync is never held back by the length of the step. While a
-    sync runs, its lock is refreshed every `heartbeat` seconds (a third of its TTL). At
-    start, a sync that has run before and missed its last tick fires once at once.
+    from the new time, so a sync is never held back by the length of the step (the engine
+    keeps a running sync's lock alive). At start, a sync that has run before and missed
+    its last tick fires once at once.
     """
-    beat = heartbeat or engine_module.LOCK_TTL.total_seconds() / 3
     last = now()
     due = _first_fire_times(engine, last)
     while not stop.is_set() and due:
@@ -182,7 +164,7 @@ async def run_schedule(
         if wait > 0:
             await asyncio.sleep(min(wait, poll))
             continue
-        await _fire(engine, name, stop, on_report, beat)
+        await _fire(engine, name, stop, on_report)
         last = now()
         when_next = _next_fire(engine.config.syncs[name].schedule or "", last)
         if when_next is None:

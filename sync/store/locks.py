@@ -1,5 +1,4 @@
-"""Taking over a sync's lock from a process on this host that died holding it, and
-keeping the lock of a live run from expiring.
+"""Taking over a sync's lock from a process on this host that died holding it.
 
 The engine's lock outlives a `kill -9` of its holder until its TTL (minutes); a
 restarted `serve`, `run` or `schedule` must not wait that long. The holder is `host:pid:nonce`
@@ -11,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -48,26 +46,3 @@ def release_dead_holder(store: StateStore, sync: str) -> bool:
     if gone.rowcount:
         log.warning("sync %s: took over the lock of dead process %s", sync, holder)
     return bool(gone.rowcount)
-
-
-def _own_prefix() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:"
-
-
-def refresh_own_lock(store: StateStore, sync: str, ttl: timedelta) -> bool:
-    """Extend the lock of `sync` if a run of this process holds it (any nonce).
-
-    The engine refreshes its lock only between batches; a batch slower than the TTL (a
-    warehouse's first query, an ESP's long backoff) would otherwise let the lock expire
-    under a live run and a second process start the same sync.
-    """
-    t = schema.locks
-    with store.engine.begin() as conn:
-        result = conn.execute(
-            sa.update(t)
-            .where(
-                t.c.name == f"sync:{sync}", t.c.holder.startswith(_own_prefix(), autoescape=True)
-            )
-            .values(expires_at=datetime.now(UTC) + ttl)
-        )
-    return bool(result.rowcount)

@@ -372,9 +372,7 @@ def test_a_batch_slower_than_the_lock_ttl_keeps_the_lock(
         stop.set()
 
     clock = Clock(tick=timedelta(minutes=1))
-    asyncio.run(
-        run_schedule(engine, stop, now=clock, on_report=on_report, poll=0.0001, heartbeat=0.05)
-    )
+    asyncio.run(run_schedule(engine, stop, now=clock, on_report=on_report, poll=0.0001))
     assert taken_by_other == [False]
     assert [r.status for r in reports] == ["completed"]
 
