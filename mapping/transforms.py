@@ -289,10 +289,19 @@ def _iso_date(value: Any) -> str:
     return parsed.strftime("%Y-%m-%d")
 
 
+def phone_region(text: str) -> str | None:
+    """`text` as an ISO 3166 region phonenumbers knows (any case, spaces trimmed), or None.
+
+    An unknown region (`UK`, `USA`) would make every number written without +country
+    silently invalid ("Missing or invalid default region"): callers refuse it in config.
+    """
+    code = text.strip().upper()
+    return code if code in phonenumbers.SUPPORTED_REGIONS else None
+
+
 def _e164(arg: str) -> Transform:
-    region = arg.strip().upper() or None
-    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
-        # Else every local number would fail with "Missing or invalid default region".
+    region = phone_region(arg) if arg.strip() else None
+    if arg.strip() and region is None:
         raise ValueError(f"e164 needs a two-letter region such as e164:US, got {arg!r}")
     return lambda v: e164(_text(v, "e164").strip(), region)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import phonenumbers
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mapping.paths import compile_path
 from mapping.settings import StrictModel
+from mapping.transforms import phone_region
 
 BUILTIN_KINDS = (
     "user_id",
@@ -136,13 +136,11 @@ class IdentitySettings(StrictModel):
     @field_validator("phone_default_region")
     @classmethod
     def _known_region(cls, region: str | None) -> str | None:
-        # An unknown region (`UK`, `USA`) would make every number written without
-        # +country code silently invalid: refuse it here, where the user can fix it.
         if region is None:
             return None
-        code = region.strip().upper()
-        if code not in phonenumbers.SUPPORTED_REGIONS:
-            hint = " (the United Kingdom is GB)" if code == "UK" else ""
+        code = phone_region(region)
+        if code is None:
+            hint = " (the United Kingdom is GB)" if region.strip().upper() == "UK" else ""
             raise ValueError(
                 f"{region!r} is not an ISO 3166 region phonenumbers knows, e.g. US, GB, DE{hint}"
             )
