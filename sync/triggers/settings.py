@@ -344,19 +344,31 @@ def quiet_length(quiet: QuietHours) -> timedelta:
     return span % day
 
 
+DST_MARGIN = timedelta(hours=1)
+"""The night a daylight-saving change sets the clocks back lasts an hour longer: quiet
+hours of 21:00-08:00 then delay a send by up to 12 h, not 11 h. No zone sets its clocks
+back by more than an hour, and a chain of waits would have to span a year to cross two
+such nights."""
+
+
 def _check_freshness(trigger: TriggerSettings, by_name: dict[str, TriggerSettings]) -> None:
     """A freshness shorter than the longest possible delay would suppress every late send."""
     if trigger.freshness is None:
         return
     longest = timedelta(0)
+    delayed = False
     current: TriggerSettings | None = trigger
     while current is not None:
         longest += current.wait
         if current.quiet_hours is not None and current.quiet_hours.action == "delay":
             longest += quiet_length(current.quiet_hours)
+            delayed = True
         current = by_name.get(current.after) if current.after else None
+    if delayed:
+        longest += DST_MARGIN
     if trigger.freshness < longest:
+        dst = " (and an hour for a daylight-saving change)" if delayed else ""
         raise ValueError(
             f"triggers.{trigger.name}.freshness ({trigger.freshness}) is shorter than its waits "
-            f"plus quiet hours ({longest}): sends delayed that long would always be stale"
+            f"plus quiet hours{dst} ({longest}): sends delayed that long would always be stale"
         )

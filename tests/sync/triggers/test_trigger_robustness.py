@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,21 +25,30 @@ from tests.sync.triggers.timeline import customers, engine, outcomes, run, track
 
 EMIT = {"event": "E"}
 NEW_YORK = ZoneInfo("America/New_York")
+SEEDS = Path(__file__).resolve().parents[3] / "config.example.toml"
 
 
 def _spec(**extra: Any) -> dict[str, Any]:
     return {"name": "t", "on": "A", "emit": EMIT, **extra}
 
 
-def _message(timestamp: str, mid: str = "m1", **context: Any) -> Message:
+def _message(
+    timestamp: str,
+    mid: str = "m1",
+    *,
+    user: str = "ann",
+    event: str = "A",
+    context: dict[str, Any] | None = None,
+    **properties: Any,
+) -> Message:
     raw = {
         "type": "track",
-        "event": "A",
+        "event": event,
         "messageId": mid,
         "timestamp": timestamp,
-        "userId": "ann",
-        "properties": {},
-        "context": context,
+        "userId": user,
+        "properties": properties,
+        "context": context or {},
     }
     return parse_message(raw, f"test:{mid}")
 
@@ -210,10 +220,25 @@ def test_a_wait_of_zero_in_the_repeated_hour_is_due_after_its_start(store: State
     quiet = {"start": "00:00", "end": "01:30", "default_timezone": "UTC"}
     specs = triggers(_spec(wait="0s", quiet_hours=quiet))
     eng = engine(store, specs, now=datetime(2026, 11, 2, tzinfo=UTC))
-    batch = [_message("2026-11-01T06:15:00Z", timezone="America/New_York")]
+    batch = [_message("2026-11-01T06:15:00Z", context={"timezone": "America/New_York"})]
     eng.observe(batch, customers(batch))
     [pending] = list_decisions(store, include_pending=True)
     assert pending.due_at >= pending.start_time
+
+
+def test_the_seed_cart_is_not_stale_when_the_clocks_go_back_overnight(store: StateStore) -> None:
+    # A cart added at 20:31 EDT on 2026-10-31 is due at 21:01, inside the quiet hours,
+    # and delayed to 08:00 EST: 12 h 29 min after the add, because New York's clocks go
+    # back that night. The seed's freshness was 12 h, so this cart was suppressed stale.
+    seeds = tomllib.loads(SEEDS.read_text(encoding="utf-8"))
+    [cart] = [t for t in seeds["triggers"] if t["name"] == "cart_abandoned"]
+    eng = engine(store, triggers(cart), now=datetime(2026, 11, 1, 13, 5, tzinfo=UTC))
+    add = _message("2026-11-01T00:31:00Z", "add", event="Product Added", cart_id="c1")
+    later = _message("2026-11-01T13:01:00Z", "later", user="bob", event="Page Ping")
+    eng.observe([add, later], customers([add, later], timezone="America/New_York"))
+    [sent] = eng.due()
+    assert sent.message.timestamp == datetime(2026, 11, 1, 13, 0, tzinfo=UTC)  # 08:00 EST
+    assert outcomes(store) == {"cart_abandoned/add": ("fired", "fired")}
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "../etc/passwd", "UTC/", "\x00", "a" * 5000])

@@ -139,9 +139,13 @@ def test_freshness_must_cover_waits_and_quiet_hours() -> None:
             "emit": EMIT,
         }
     )
-    with pytest.raises(ValueError, match=r"shorter than its waits plus quiet hours \(11:30:00\)"):
+    with pytest.raises(ValueError, match=r"plus quiet hours \(and an hour for a daylight-saving"):
         validate_triggers([cart])
-    ok = cart.model_copy(update={"freshness": timedelta(hours=12)})
+    # 30 min + 11 h of quiet hours + 1 h for the night the clocks go back.
+    late = cart.model_copy(update={"freshness": timedelta(hours=12)})
+    with pytest.raises(ValueError, match=r"change\) \(12:30:00\)"):
+        validate_triggers([late])
+    ok = cart.model_copy(update={"freshness": timedelta(hours=12, minutes=30)})
     follow = TriggerSettings.model_validate(
         {
             "name": "f",
