@@ -11,7 +11,8 @@ The tree (one place decides which is which: `connectors.http.classify`)::
         ├── RejectedPayload        any other 4xx: becomes a RejectedRow with the ESP's detail
         ├── AuthFailed             401/403: the whole run stops (exit code 3)
         │   └── Redirected         3xx: base_url is wrong; the run stops too (exit code 3)
-        └── MalformedResponse      a 2xx whose body lacks what we must read
+        ├── MalformedResponse      a 2xx whose body lacks what we must read
+        └── JobUnfinished          an ESP job (bulk import, batch) did not finish in time
 """
 
 from __future__ import annotations
@@ -107,3 +108,22 @@ class MalformedResponse(FatalESPError):
     the next run sends them again (every such request is an idempotent upsert or a
     status read).
     """
+
+
+class JobUnfinished(FatalESPError):
+    """An ESP's asynchronous job (a Klaviyo bulk import) did not finish in time.
+
+    Its rows are neither acknowledged nor rejected: the run stops (exit code 3) and the
+    next run sends them again, which is safe because such jobs are idempotent imports.
+    (Mailchimp's `BatchTimeout` is one too, but is handled where it is raised: the
+    batch's operations are sent directly instead.)
+    Not the built-in `TimeoutError`: the engine ends a run cleanly only for `ESPError`,
+    and a `TimeoutError` is an `OSError` that I/O handlers may swallow.
+
+    Attributes:
+        job_id: The ESP's id of the job, to look it up in the ESP.
+    """
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id

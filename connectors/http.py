@@ -12,7 +12,7 @@ import asyncio
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -126,11 +126,20 @@ class RetryPolicy:
     max_delay: float = 30.0
     jitter: float = 0.5
 
+    def floor(self, attempt: int) -> float:
+        """The backoff without jitter after failed attempt number `attempt` (1-based), capped."""
+        return min(self.initial * 2.0 ** (attempt - 1), self.max_delay)
+
     def wait(self, state: RetryCallState) -> float:
-        """Seconds to wait before the next attempt."""
+        """Seconds to wait before the next attempt.
+
+        A `Retry-After` longer than the backoff is honoured (up to `max_delay`); a shorter
+        one (`0`, a date already past) is not, or a throttled ESP would see every
+        attempt spent within milliseconds.
+        """
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_delay)
+            return min(max(exc.retry_after, self.floor(state.attempt_number)), self.max_delay)
         backoff = wait_exponential_jitter(
             initial=self.initial, max=self.max_delay, jitter=self.jitter
         )
@@ -173,6 +182,32 @@ async def send(
             classify(response, parse_error)
             return response
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def gather_or_cancel(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run requests concurrently; their results in order, or the first error.
+
+    Unlike `asyncio.gather`, the first failure (credentials refused, retries exhausted)
+    cancels the siblings at once: the run has failed, so they would only go on sending
+    and backing off for nothing. The error is raised as itself, not inside an
+    `ExceptionGroup`, so callers and the engine see the `ESPError` it is.
+
+    Args:
+        coroutines: The requests (coroutines not yet started).
+
+    Returns:
+        Each coroutine's result, in the order given.
+    """
+    tasks: list[asyncio.Task[T]] = []
+    first: BaseException | None = None
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coroutines]
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]  # in the order they happened
+    if first is not None:
+        raise first  # outside the handler, so the group is not chained as its context
+    return [task.result() for task in tasks]
 
 
 class SlidingWindowLimiter:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
 
 from connectors.base import Customer, Outcome, Record
+from connectors.http import gather_or_cancel
 from connectors.klaviyo.actions import ACTIONS, add_to_list, subscribe, unsubscribe
 from connectors.klaviyo.actions.base import MapContext, MapResult
 from connectors.klaviyo.client import KlaviyoClient
@@ -90,7 +90,7 @@ class KlaviyoDestination:
     async def drain(self) -> list[Outcome]:
         """Send everything queued; every outcome since the last drain."""
         first = ("profiles", "events", "add_to_list")
-        results = await asyncio.gather(*(self.sinks[name].flush() for name in first))
+        results = await gather_or_cancel(self.sinks[name].flush() for name in first)
         # Consent last and unsubscribe after subscribe: a withdrawal is always honoured.
         results.append(await self.sinks["subscribe"].flush())
         results.append(await self.sinks["unsubscribe"].flush())

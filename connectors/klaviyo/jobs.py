@@ -13,7 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from connectors.base import Outcome, Record
-from connectors.errors import MalformedResponse, RejectedPayload
+from connectors.errors import JobUnfinished, MalformedResponse, RejectedPayload
+from connectors.http import gather_or_cancel
 from connectors.klaviyo.actions import upsert_profile
 from connectors.klaviyo.client import KlaviyoClient
 from connectors.klaviyo.errors import field_of
@@ -50,18 +51,35 @@ class ImportJobs:
         attributes = job["attributes"]
         if attributes.get("status") == "cancelled":
             return [rejected(r, "Klaviyo cancelled the bulk import job") for r in records]
-        errors = await self._errors(str(job["id"])) if attributes.get("failed_count") else []
+        failed = _failed_count(attributes, str(job["id"]))
+        errors = await self._errors(str(job["id"])) if failed else []
         rows = {row.index: row for row in upsert_profile.rows_from_import_errors(errors, records)}
+        unattributed = failed - len(rows)
+        if unattributed > 0:
+            # Klaviyo counted failures it does not let us pin on a row: any record not
+            # named may be one, so none of them may pass as delivered (a silent loss).
+            reason = _unattributed_reason(str(job["id"]), failed, unattributed)
+            return [
+                rejected(r, rows[i].detail, rows[i].field) if i in rows else rejected(r, reason)
+                for i, r in enumerate(records)
+            ]
         return [
             rejected(r, rows[i].detail, rows[i].field) if i in rows else acknowledged(r)
             for i, r in enumerate(records)
         ]
 
     async def _wait(self, job_id: str, job: dict[str, Any]) -> dict[str, Any]:
-        deadline = time.monotonic() + self.batch.job_timeout_seconds
+        timeout = self.batch.job_timeout_seconds
+        deadline = time.monotonic() + timeout
         while (job.get("attributes") or {}).get("status") not in FINISHED:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Klaviyo bulk import job {job_id} did not finish in time")
+                status = job["attributes"].get("status")
+                raise JobUnfinished(
+                    f"Klaviyo bulk import job {job_id} did not finish within {timeout:g}s "
+                    f"(last status {status!r}); nothing in it is acknowledged, the next run "
+                    "sends it again (raise batch.job_timeout_seconds if Klaviyo is slow)",
+                    job_id,
+                )
             await asyncio.sleep(self.batch.job_poll_seconds)
             response = await self.client.call(
                 "get_bulk_import_profiles_job", path={"job_id": job_id}
@@ -85,6 +103,22 @@ class ImportJobs:
             if cursor is None:
                 return errors
             params = {"page[size]": "100", "page[cursor]": cursor}
+
+
+def _failed_count(attributes: dict[str, Any], job_id: str) -> int:
+    value = attributes.get("failed_count") or 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedResponse(f"bulk import job {job_id}: failed_count is {value!r}")
+    return value
+
+
+def _unattributed_reason(job_id: str, failed: int, unattributed: int) -> str:
+    failures = "failure" if unattributed == 1 else "failures"
+    return (
+        f"Klaviyo bulk import job {job_id} reported {unattributed} {failures} that could not "
+        f"be attributed to a record ({failed} failed in all): this record may be one and may "
+        "not have been imported (`espbridge retry` sends it again)"
+    )
 
 
 def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
@@ -143,7 +177,7 @@ class ProfileSink(Sink):
             async with gate:
                 return await self.upsert(record)
 
-        return list(await asyncio.gather(*(one(r) for r in records)))
+        return await gather_or_cancel(one(r) for r in records)
 
     async def upsert(self, record: Record) -> Outcome:
         """`profile-import`; on 409 `duplicate_profile` PATCH the profile Klaviyo names."""
@@ -177,17 +211,15 @@ class ProfileSink(Sink):
 
     async def _bulk(self, records: list[Record]) -> list[Outcome]:
         parts = chunk_records(records, upsert_profile)
-        results = await asyncio.gather(
-            *(
-                send_rows(
-                    self.client,
-                    part,
-                    upsert_profile.build_batch,
-                    upsert_profile.rows_from_error,
-                    self.jobs.outcomes,
-                )
-                for part in parts
+        results = await gather_or_cancel(
+            send_rows(
+                self.client,
+                part,
+                upsert_profile.build_batch,
+                upsert_profile.rows_from_error,
+                self.jobs.outcomes,
             )
+            for part in parts
         )
         return [o for result in results for o in result]
 

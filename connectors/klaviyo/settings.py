@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mapping.fields import FieldSpec
 from mapping.settings import StrictModel
+from mapping.transforms import phone_region
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -163,6 +164,21 @@ class KlaviyoSettings(StrictModel):
     time_scale: float = Field(
         default=1.0, gt=0, description="Divide rate windows (time-scaled sandboxes only)."
     )
+
+    @field_validator("phone_default_region")
+    @classmethod
+    def _known_region(cls, region: str | None) -> str | None:
+        # An unknown region would make every local number unparseable: each phone
+        # would be dropped with a note instead of the config being refused once.
+        if region is None or not region.strip():
+            return None  # "" is how config.example.toml spells "no default region"
+        code = phone_region(region)
+        if code is None:
+            hint = " (the United Kingdom is GB)" if region.strip().upper() == "UK" else ""
+            raise ValueError(
+                f"{region!r} is not an ISO 3166 region phonenumbers knows, e.g. US, GB, DE{hint}"
+            )
+        return code
 
     @model_validator(mode="after")
     def _known_actions(self) -> KlaviyoSettings:

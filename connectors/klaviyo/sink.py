@@ -18,6 +18,7 @@ import httpx
 
 from connectors.base import Outcome, OutcomeStatus, Record
 from connectors.errors import RejectedPayload
+from connectors.http import gather_or_cancel
 from connectors.klaviyo.actions import track_event
 from connectors.klaviyo.actions.base import ApiRequest, RowError, chunk, notes_of
 from connectors.klaviyo.client import KlaviyoClient
@@ -181,7 +182,7 @@ class EventSink(Sink):
             async with gate:
                 return await self._single(record)
 
-        results = await asyncio.gather(*(one(r) for r in records))
+        results = await gather_or_cancel(one(r) for r in records)
         return [o for result in results for o in result]
 
     async def _shared(self, records: list[Record]) -> list[Outcome]:
@@ -210,7 +211,7 @@ class EventSink(Sink):
 
         workers = [bulk_worker() for _ in range(self.settings.batch.bulk_concurrency)]
         workers += [single_worker() for _ in range(self.settings.batch.single_concurrency)]
-        await asyncio.gather(*workers)
+        await gather_or_cancel(workers)
         return outcomes
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from connectors.base import Outcome, OutcomeStatus, Record
 from connectors.errors import RejectedPayload
+from connectors.http import gather_or_cancel
 from connectors.mailchimp.actions import (
     audience_of,
     batch_operations,
@@ -77,11 +79,21 @@ class MailchimpSink:
 
     async def _reap(self, *, wait: bool) -> None:
         if wait and self._tasks:
-            await asyncio.wait(self._tasks)
+            # Returns once all are done, or at the first that failed.
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
         done = [task for task in self._tasks if task.done()]
         self._tasks = [task for task in self._tasks if not task.done()]
+        failed = next((t for t in done if not t.cancelled() and t.exception()), None)
+        if failed is not None:
+            # A batch that failed (e.g. retries exhausted) fails the run: batches still
+            # in flight would only keep sending and backing off for nothing.
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks = []
+            failed.result()
         for task in done:
-            task.result()  # a batch that failed (e.g. retries exhausted) fails the run
+            task.result()
 
     async def process_batch(self, records: Sequence[Record]) -> None:
         """Send one batch of records and collect their outcomes."""
@@ -96,7 +108,9 @@ class MailchimpSink:
                         self._member_done(record)
             upserts = [r for r in records if r.action == upsert_member.NAME]
             others = [r for r in records if r.action != upsert_member.NAME]
-            await asyncio.gather(self._upserts(upserts), *(self._after_member(r) for r in others))
+            await gather_or_cancel(
+                [self._upserts(upserts), *(self._after_member(r) for r in others)]
+            )
         finally:
             for record in all_upserts:  # never leave a later record waiting on a failed batch
                 self._member_done(record)
@@ -138,9 +152,9 @@ class MailchimpSink:
                 self._member_done(record)
 
     async def _each(
-        self, records: Sequence[Record], send: Callable[[Record], Awaitable[None]]
+        self, records: Sequence[Record], send: Callable[[Record], Coroutine[Any, Any, None]]
     ) -> None:
-        await asyncio.gather(*(send(record) for record in records))
+        await gather_or_cancel(send(record) for record in records)
 
     async def _put(self, record: Record) -> None:
         try:
@@ -163,7 +177,7 @@ class MailchimpSink:
             for list_id, group in by_audience.items()
             for i in range(0, len(group), per_request)
         ]
-        await asyncio.gather(*(self._subscribe_chunk(*chunk) for chunk in chunks))
+        await gather_or_cancel(self._subscribe_chunk(*chunk) for chunk in chunks)
 
     async def _subscribe_chunk(self, list_id: str, records: Sequence[Record]) -> None:
         s = self.settings

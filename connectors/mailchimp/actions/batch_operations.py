@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 
 from connectors.base import Outcome, Record
-from connectors.errors import MalformedResponse, RejectedPayload
+from connectors.errors import JobUnfinished, MalformedResponse, RejectedPayload
+from connectors.http import gather_or_cancel
 from connectors.mailchimp.actions import (
     ApiRequest,
     BatchLimits,
@@ -40,8 +41,12 @@ LIMITS = BatchLimits(default=1000, maximum=1000)
 FINISHED = "finished"
 
 
-class BatchTimeout(TimeoutError):
-    """A batch did not finish in time; its operations' fate is unknown."""
+class BatchTimeout(JobUnfinished):
+    """A batch did not finish in time; its operations' fate is unknown.
+
+    `BatchRunner` catches it and sends the operations directly (read back first), so
+    it never ends a run; were it to escape, it would stop the run (exit code 3).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,10 @@ async def run_batch(
     deadline = time.monotonic() + timeout_seconds
     while batch.get("status") != FINISHED:
         if time.monotonic() > deadline:
-            raise BatchTimeout(f"batch {batch.get('id')} not finished after {timeout_seconds}s")
+            raise BatchTimeout(
+                f"Mailchimp batch {batch['id']} not finished after {timeout_seconds}s",
+                str(batch["id"]),
+            )
         await asyncio.sleep(poll_seconds)
         poll = status_request(str(batch["id"]))
         batch = _batch_of(await client.request(poll.method, poll.path))
@@ -200,7 +208,7 @@ class BatchRunner:
         for group in (upserts, rest):
             size = self.settings.batch.operations_per_batch
             chunks = [group[i : i + size] for i in range(0, len(group), size)]
-            for done, leftover in await asyncio.gather(*(self._chunk(c) for c in chunks)):
+            for done, leftover in await gather_or_cancel(self._chunk(c) for c in chunks):
                 outcomes.extend(done)
                 left.extend(leftover)
         return outcomes, left

@@ -43,3 +43,28 @@ def test_tiers_come_from_the_spec_then_the_table_then_overrides() -> None:
     assert tier_for("bulk_create_events", spec, {"M": RateTier(1, 2)}) == RateTier(1, 2)
     override = {"bulk_create_events": RateTier(5, 50)}
     assert tier_for("bulk_create_events", spec, override) == RateTier(5, 50)
+
+
+@pytest.mark.parametrize(("region", "says"), [("UK", "the United Kingdom is GB"), ("USA", "ISO")])
+def test_an_unknown_phone_default_region_is_a_config_error_naming_the_key(
+    region: str, says: str
+) -> None:
+    from sync.config import ConfigError, parse_config
+
+    with pytest.raises(ValidationError) as caught:
+        KlaviyoSettings(phone_default_region=region)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("phone_default_region",) and says in error["msg"]
+    config = {
+        "state": {"url": "sqlite:///:memory:"},
+        "destinations": {"klaviyo": {"type": "klaviyo", "api_key": "pk_x"}},
+    }
+    config["destinations"]["klaviyo"]["phone_default_region"] = region  # type: ignore[index]
+    with pytest.raises(ConfigError, match=r"destinations\.klaviyo\.phone_default_region: .*"):
+        parse_config(config)
+
+
+def test_a_phone_default_region_is_read_as_the_iso_code() -> None:
+    assert KlaviyoSettings(phone_default_region=" gb ").phone_default_region == "GB"
+    assert KlaviyoSettings().phone_default_region is None
+    assert KlaviyoSettings(phone_default_region="").phone_default_region is None  # documented
