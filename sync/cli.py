@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,11 +24,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sync.config import Config, ConfigError, load_config
+from sync.config import Config, ConfigError, load_config, secret_values
 from sync.engine import FatalRunError, SyncBusy, SyncEngine
 from sync.redact import display_url
-from sync.report import RunReport
-from sync.runtime import tune_gc
+from sync.report import RunReport, StoppedRun
+from sync.runtime import exit_on_second_signal, tune_gc
 from sync.store.state import StateStore
 from sync.views import print_report_details, report_table, rows_table
 
@@ -69,15 +71,40 @@ def _load(path: Path) -> Config:
         raise typer.Exit(EXIT_CONFIG) from None
 
 
-def _store(config: Config) -> StateStore:
+def _store(config: Config, *, json_failure: bool = False) -> StateStore:
     try:
         return StateStore.open(config.state.url)
     except Exception as exc:  # the state store is unreachable: fatal
-        console.print(
-            f"[red]state store unreachable[/] ({escape(display_url(config.state.url))}): "
-            + escape(str(exc))
-        )
+        where = display_url(config.state.url)
+        console.print(f"[red]state store unreachable[/] ({escape(where)}): " + escape(str(exc)))
+        if json_failure:
+            reason = f"state store unreachable ({where}): {exc}"
+            _emit_json([StoppedRun(None, "failed", EXIT_FATAL, _public(reason, config)).as_dict()])
         raise typer.Exit(EXIT_FATAL) from None
+
+
+class _Stopped(Exception):
+    """A sync's run ended the command (busy or fatal); the reason is already on stderr."""
+
+    def __init__(self, stopped: StoppedRun) -> None:
+        super().__init__(stopped.error)
+        self.stopped = stopped
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# As for config errors: shorter values are not masked, replacing "1" would garble text.
+_MIN_MASKED = 6
+
+
+def _public(message: str, config: Config) -> str:
+    """An error fit for stdout: no configured secret, URLs without user:password@.
+
+    Errors come from ESPs, drivers and sources, which may echo a key or a URL they were given.
+    """
+    for secret in sorted(secret_values(config), key=len, reverse=True):
+        if len(secret) >= _MIN_MASKED:
+            message = message.replace(secret, "[secure]")
+    return _URL.sub(lambda match: display_url(match.group(0)), message)
 
 
 def _emit_json(data: Any) -> None:
@@ -120,16 +147,21 @@ def run(
             + (escape(", ".join(unknown)) or "(none configured)")
         )
         raise typer.Exit(EXIT_CONFIG)
-    store = _store(cfg)
+    store = _store(cfg, json_failure=output == "json")
     sink = dry_run_file.open("w", encoding="utf-8") if dry_run_file else sys.stdout
     engine = SyncEngine(cfg, store, dry_run_out=sink)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     reports: list[RunReport] = []
+    stopped: StoppedRun | None = None
     code = 0
     try:
         for name in names:
-            report = _run_one(engine, name, dry_run, stop, show_progress=output == "text")
+            try:
+                report = _run_one(engine, name, dry_run, stop, show_progress=output == "text")
+            except _Stopped as exc:
+                stopped = exc.stopped
+                break
             reports.append(report)
             threshold = cfg.syncs[name].reject_threshold
             read = max(report.counts.get("read", 0), 1)
@@ -144,12 +176,18 @@ def run(
             sink.close()
         store.close()
     if output == "json":
-        _emit_json([r.as_dict() for r in reports])
+        # Stopped or not, stdout holds one document: a caller parsing it gets the reason.
+        entries = [r.as_dict() for r in reports]
+        if stopped:
+            entries.append(replace(stopped, error=_public(stopped.error, cfg)).as_dict())
+        _emit_json(entries)
+    elif stopped:
+        raise typer.Exit(stopped.exit_code)
     else:
         out.print(report_table(reports))
         for report in reports:
             print_report_details(console, report)
-    raise typer.Exit(code)
+    raise typer.Exit(stopped.exit_code if stopped else code)
 
 
 def _run_one(
@@ -177,10 +215,10 @@ def _run_one(
             return asyncio.run(engine.run_sync(name, dry_run=dry_run, stop=stop, on_batch=on_batch))
     except SyncBusy as exc:
         console.print(f"[yellow]busy[/]: {escape(str(exc))}")
-        raise typer.Exit(EXIT_BUSY) from None
+        raise _Stopped(StoppedRun(name, "busy", EXIT_BUSY, str(exc))) from None
     except FatalRunError as exc:
         console.print(f"[red]fatal[/]: {escape(str(exc))}")
-        raise typer.Exit(EXIT_FATAL) from None
+        raise _Stopped(StoppedRun(name, "failed", EXIT_FATAL, str(exc))) from None
     except ConfigError as exc:
         console.print(f"[red]config error[/]: {escape(str(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
@@ -286,7 +324,10 @@ def retry(
 
 @app.command()
 def schedule(config: ConfigOption = Path("espbridge.toml")) -> None:
-    """Run each sync on its cron schedule until SIGTERM (the current batch finishes)."""
+    """Run each sync on its cron schedule until SIGTERM (the current batch finishes).
+
+    A second SIGTERM or SIGINT exits at once, abandoning the run in progress.
+    """
     from sync.scheduler import run_schedule, validate_schedules
 
     cfg = _load(config)
@@ -301,6 +342,7 @@ def schedule(config: ConfigOption = Path("espbridge.toml")) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    exit_on_second_signal()
     console.print(f"scheduling {', '.join(n for n, s in cfg.syncs.items() if s.schedule)}")
     asyncio.run(
         run_schedule(SyncEngine(cfg, store), stop, on_report=lambda r: out.print(report_table([r])))
@@ -377,10 +419,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default: [ingest] host.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: [ingest] port.")] = None,
 ) -> None:
-    """Accept Segment's HTTP API and webhooks, and send in real time."""
+    """Accept Segment's HTTP API and webhooks, and send in real time.
+
+    SIGTERM or Ctrl-C drains requests and the worker's batch; a second one exits at once.
+    """
     from sync.ingest.serve import serve as serve_ingest
 
     cfg = _load(config)
+    exit_on_second_signal()  # the first is uvicorn's: it drains requests, then the worker
     serve_ingest(cfg, host=host, port=port)
 
 

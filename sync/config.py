@@ -13,7 +13,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -64,6 +71,18 @@ class SyncSettings(StrictModel):
         le=1.0,
         description="Exit non-zero when rejected/read exceeds this share (1.0 = never).",
     )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_not_blank(cls, value: str | None) -> str | None:
+        # An empty schedule reads as "no schedule": `espbridge schedule` would skip the
+        # sync without a word, when the author meant it to run (or left a template blank).
+        if value is not None and not value.strip():
+            raise ValueError(
+                "is empty; use a cron expression (e.g. '*/10 * * * *'), or remove the key "
+                "for a sync that is only run by hand (`espbridge run`)"
+            )
+        return value
 
 
 class Config(BaseSettings):
@@ -134,6 +153,19 @@ class Config(BaseSettings):
                     )
         validate_triggers(self.triggers, self.trigger_engine)
         return self
+
+
+def secret_values(value: Any) -> set[str]:
+    """Every `SecretStr` value in a config (or a section of one), for masking in messages."""
+    if isinstance(value, SecretStr):
+        return {value.get_secret_value()} - {""}
+    if isinstance(value, BaseModel):
+        value = [getattr(value, name) for name in type(value).model_fields]
+    elif isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return {secret for item in value for secret in secret_values(item)}
+    return set()
 
 
 def _configured(section: dict[str, Any]) -> str:

@@ -64,3 +64,26 @@ class RunReport:
             "errors": self.errors,
             "dry_run_requests": self.dry_run_requests,
         }
+
+
+@dataclass(slots=True, frozen=True)
+class StoppedRun:
+    """A sync whose run stopped `espbridge run` before it completed.
+
+    `--output json` lists it after the reports of the syncs that completed, so stdout is
+    still one JSON document when the command exits 3 or 5.
+    """
+
+    sync: str | None  # None when no sync could start (the state store is unreachable)
+    status: str  # "failed" (exit 3) or "busy" (exit 5)
+    exit_code: int
+    error: str  # redacted by the caller
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON entry (`--output json`)."""
+        return {
+            "sync": self.sync,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "error": self.error,
+        }

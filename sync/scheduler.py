@@ -1,7 +1,8 @@
 """Runs each sync on its cron expression, never two runs of one sync at once.
 
 The lock lives in the state store, so it also holds across processes (a second
-`schedule`, or a `run` from system cron). SIGTERM lets the current batch finish.
+`schedule`, or a `run` from system cron). SIGTERM lets the current batch finish; a
+second SIGTERM or SIGINT exits at once (`sync.runtime.exit_on_second_signal`).
 
 Cron expressions have five fields (minute hour day-of-month month day-of-week) or are
 one of croniter's `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`; they are read

@@ -309,16 +309,18 @@ class StateStore:
     def acquire_lock(self, name: str, holder: str, ttl: timedelta) -> bool:
         """Take a named lock unless another live holder has it (works across processes).
 
-        An expired lock (its holder died) is taken over.
+        An expired lock (its holder died) is taken over. Expiry is written and compared
+        on the database's clock, never this host's (see `_db_clock`).
         """
         t = schema.locks
-        now = _now()
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(t).where(t.c.name == name, t.c.expires_at < now))
+            conn.execute(sa.delete(t).where(t.c.name == name, t.c.expires_at < self._db_clock()))
             try:
                 with conn.begin_nested():
                     conn.execute(
-                        sa.insert(t).values(name=name, holder=holder, expires_at=now + ttl)
+                        sa.insert(t).values(
+                            name=name, holder=holder, expires_at=self._db_clock(ttl)
+                        )
                     )
                 return True
             except sa.exc.IntegrityError:
@@ -332,9 +334,22 @@ class StateStore:
             result = conn.execute(
                 sa.update(t)
                 .where(t.c.name == name, t.c.holder == holder)
-                .values(expires_at=_now() + ttl)
+                .values(expires_at=self._db_clock(ttl))
             )
         return result.rowcount == 1
+
+    def _db_clock(self, offset: timedelta = timedelta(0)) -> sa.ColumnElement[Any]:
+        """The database's current UTC time plus `offset`, computed in SQL.
+
+        Hosts sharing a PostgreSQL store may disagree about the time: with expiry from
+        each client's clock, a host running ahead sees a live lock as expired and takes
+        it. One clock, the server's, decides for all of them. SQLite's is this host's, in
+        the text format SQLAlchemy stores its timestamps in (UTC, compared as text).
+        """
+        if self.engine.dialect.name == "sqlite":
+            shift = f"{offset.total_seconds():+.6f} seconds"
+            return sa.func.strftime("%Y-%m-%d %H:%M:%f", "now", shift)
+        return sa.func.now() + sa.literal(offset, sa.Interval())
 
     def release_lock(self, name: str, holder: str) -> None:
         """Give a lock back."""
