@@ -33,6 +33,7 @@ from connectors.base import (
     Suppressed,
 )
 from connectors.errors import ESPError, SourceUnavailable
+from connectors.http import gather_or_cancel
 from mapping.message import MessageError, parse_message
 from mapping.types import Message, RejectedRow
 from sync.config import Config, ConfigError
@@ -237,11 +238,11 @@ class SyncEngine:
         counts["rejected.source"] = len(batch.rejects)
         customers = self._resolve(batch.messages, dry_run, counts)
         emissions = self._decide(batch.messages, customers, dry_run, report)
-        deliveries = await asyncio.gather(
-            *(
-                self._deliver(sync, report.run_id, d, batch.messages, emissions, customers, dry_run)
-                for d in destinations
-            )
+        # A destination failing the run cancels the others' sends at once: left running,
+        # they would go on (and back off) beside the next run of a long-lived loop.
+        deliveries = await gather_or_cancel(
+            self._deliver(sync, report.run_id, d, batch.messages, emissions, customers, dry_run)
+            for d in destinations
         )
         outcomes = [o for d in deliveries for o in d.outcomes]
         rejects = list(batch.rejects) + [r for d in deliveries for r in d.rejects]

@@ -200,3 +200,53 @@ def test_an_esp_that_keeps_failing_is_a_fatal_run_error(
     [run] = wired["store"].runs(limit=1)
     assert run["status"] == "failed"
     assert wired["store"].get_bookmark("main", "events") is None  # read again next run
+
+
+def test_a_destination_failing_fatally_cancels_the_others_sends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was asyncio.gather: the other destination's sends went on (and backed off) after
+    # the run had failed, beside the next run of `schedule` or `serve` in the same loop.
+    from connectors.errors import AuthFailed
+    from sync.engine import FatalRunError
+
+    data, log = tmp_path / "events.jsonl", tmp_path / "esp.log"
+    data.write_bytes(track(1) + b"\n")
+    monkeypatch.setattr(
+        engine_module, "build_source", lambda name, s, store=None: LinesSource(name, data)
+    )
+    monkeypatch.setattr(
+        engine_module, "build_destination", lambda name, s, t=None: LoggingEsp(name, log)
+    )
+    seen: list[str] = []
+
+    async def drain(self: LoggingEsp) -> list[Any]:
+        if self.name == "refused":
+            await asyncio.sleep(0.05)
+            raise AuthFailed("401 from /api/events: invalid key", 401)
+        try:
+            await asyncio.sleep(5)  # a slow ESP, retrying
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        seen.append("finished")
+        return []
+
+    monkeypatch.setattr(LoggingEsp, "drain", drain)
+    esp = {"type": "klaviyo", "api_key": "pk_test_123456"}
+    config = parse_config(
+        {
+            "state": {"url": f"sqlite:///{tmp_path}/state.db"},
+            "sources": {"events": {"type": "segment", "path": str(tmp_path)}},
+            "destinations": {"refused": esp, "slow": esp},
+            "syncs": {"main": {"source": "events", "destinations": ["refused", "slow"]}},
+        }
+    )
+    engine = SyncEngine(config, StateStore.open(config.state.url))
+
+    async def run() -> list[str]:
+        with pytest.raises(FatalRunError, match="401"):
+            await engine.run_sync("main")
+        return list(seen)  # what had happened to the slow send when the run failed
+
+    assert asyncio.run(run()) == ["cancelled"]
