@@ -71,12 +71,17 @@ def passes(match: EventMatch, data: Mapping[str, Any]) -> bool:
     """True when every `where` filter holds (a list value means any of)."""
     for path, wanted in match.where.items():
         value = get_path(data, path)
-        if isinstance(wanted, list):
-            if value not in wanted:
-                return False
-        elif value != wanted:
+        options = wanted if isinstance(wanted, list) else [wanted]
+        if not any(_same(value, option) for option in options):
             return False
     return True
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    # Python's `False == 0` and `True == 1`: `where = { paid = false }` matched `0`.
+    if isinstance(value, bool) or isinstance(wanted, bool):
+        return type(value) is type(wanted) and value == wanted
+    return bool(value == wanted)
 
 
 @dataclass(slots=True)

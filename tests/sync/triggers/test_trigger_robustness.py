@@ -334,3 +334,23 @@ def test_a_counted_trigger_keyed_apart_from_what_it_counts_uses_its_key(
     }
     [bob] = list_decisions(store, customer_id="c-bob")
     assert bob.entity_key == "k2"
+
+
+def test_a_where_filter_on_a_boolean_does_not_match_numbers(store: StateStore) -> None:
+    # Python's `False == 0`: `where = { "properties.paid" = false }` started on `paid: 0`,
+    # and `[true]` on `1`.
+    specs = triggers(
+        _spec(name="unpaid", on={"event": "A", "where": {"properties.paid": False}}),
+        _spec(name="paid", on={"event": "A", "where": {"properties.paid": [True]}}),
+        _spec(name="one", on={"event": "A", "where": {"properties.paid": 1}}),
+    )
+    eng = engine(store, specs)
+    batch = [
+        track("A", 0, mid="zero", paid=0),
+        track("A", 1, mid="false", paid=False),
+        track("A", 2, mid="one-float", paid=1.0),
+        track("A", 3, mid="true", paid=True),
+        track("A", 4, mid="text", paid="false"),
+    ]
+    run(eng, batch)
+    assert sorted(outcomes(store)) == ["one/one-float", "paid/true", "unpaid/false"]
