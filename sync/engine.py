@@ -110,6 +110,7 @@ class SyncEngine:
         # Released whatever fails below (the run record's writes included): a leaked lock
         # would hold every other run of this sync off for its whole TTL.
         try:
+            self.store.abandon_runs(name)
             report = RunReport(
                 sync=name, run_id=self.store.start_run(name, dry_run=dry_run), dry_run=dry_run
             )
@@ -403,6 +404,7 @@ class SyncEngine:
             raise ConfigError(f"no sync named {name!r} (known: {', '.join(self.config.syncs)})")
         lock, holder = self._lock(name)
         try:
+            self.store.abandon_runs(name)
             return await self._retry(name, rejects)
         finally:
             self.store.release_lock(lock, holder)

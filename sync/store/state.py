@@ -27,6 +27,12 @@ from sync.store.migrations import migrate
 _CHUNK = 500
 
 
+ABANDONED = (
+    "abandoned: the process ended without closing this run (killed, or stopped by a "
+    "second signal); what it committed stays, the next run read on from there"
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -234,6 +240,22 @@ class StateStore:
             key = result.inserted_primary_key
             assert key is not None
             return int(key[0])
+
+    def abandon_runs(self, sync: str) -> int:
+        """Close as failed the run records of `sync` still `running`; return how many.
+
+        Call holding the sync's lock: no run of it is live then, so such a record belongs
+        to a process that ended without closing it (killed, out of memory, or stopped by
+        a second signal), and would otherwise show `running` for ever.
+        """
+        t = schema.runs
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(t)
+                .where(t.c.sync == sync, t.c.status == "running")
+                .values(status="failed", ended_at=_now(), errors=[ABANDONED])
+            )
+        return int(result.rowcount)
 
     def finish_run(
         self,

@@ -250,3 +250,19 @@ def test_a_destination_failing_fatally_cancels_the_others_sends(
         return list(seen)  # what had happened to the slow send when the run failed
 
     assert asyncio.run(run()) == ["cancelled"]
+
+
+def test_a_run_left_running_by_a_dead_process_is_closed_as_abandoned(
+    wired: dict[str, Any],
+) -> None:
+    # Was: a run killed mid-way (or ended by a second SIGTERM) showed `running` for ever.
+    store = wired["store"]
+    dead = store.start_run("main")  # its process died without closing it
+    other = store.start_run("other")  # another sync's: not this lock's business
+    wired["data"].write_bytes(track(1) + b"\n")
+    report = asyncio.run(SyncEngine(wired["config"], store).run_sync("main"))
+    runs = {r["id"]: r for r in store.runs(limit=10)}
+    assert runs[dead]["status"] == "failed" and runs[dead]["ended_at"] is not None
+    assert runs[dead]["errors"][0].startswith("abandoned: the process ended")
+    assert runs[other]["status"] == "running"
+    assert runs[report.run_id]["status"] == "completed"
