@@ -309,9 +309,17 @@ def retry(
     ]
     try:
         report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
-    except SyncBusy as exc:
-        console.print(f"[yellow]busy[/]: {escape(str(exc))}; retry once that run has finished")
-        raise typer.Exit(EXIT_BUSY) from None
+    except (SyncBusy, FatalRunError) as exc:
+        busy = isinstance(exc, SyncBusy)
+        if busy:
+            console.print(f"[yellow]busy[/]: {escape(str(exc))}; retry once that run has finished")
+        else:
+            console.print(f"[red]fatal[/]: {escape(str(exc))}")
+        code = EXIT_BUSY if busy else EXIT_FATAL
+        if output == "json":  # stdout stays one document, as for `run`
+            stopped = StoppedRun(sync, "busy" if busy else "failed", code, str(exc))
+            _emit_json(replace(stopped, error=_public(stopped.error, cfg)).as_dict())
+        raise typer.Exit(code) from None
     if output == "json":
         _emit_json(report.as_dict())
     else:

@@ -432,6 +432,10 @@ class SyncEngine:
             )
             self.store.mark_retried(resent)
             report.status = "completed"
+        except ESPError as exc:  # refused, or retries exhausted: as a run, exit 3
+            report.status = "failed"
+            report.errors.append(str(exc))
+            raise FatalRunError(str(exc)) from exc
         except Exception as exc:
             report.status = "failed"
             report.errors.append(f"{type(exc).__name__}: {exc}")

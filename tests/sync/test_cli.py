@@ -246,3 +246,43 @@ def test_schedule_without_any_scheduled_sync_is_a_config_error(config_file: Path
     result = runner.invoke(app, ["schedule", "--config", str(config_file)])
     assert result.exit_code == 2, result.output
     assert "no sync has a `schedule`" in result.output
+
+
+def test_retry_against_a_refusing_esp_is_fatal_with_one_json_document(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: the ESP's AuthFailed escaped `retry` as a traceback (exit 1), stdout empty.
+    from connectors.errors import AuthFailed
+
+    runner.invoke(app, ["run", "--config", str(config_file)])
+
+    async def refuse(self: LoggingEsp) -> list:  # type: ignore[type-arg]
+        raise AuthFailed("401 from /api/events: key pk_very_secret_value refused", 401)
+
+    monkeypatch.setattr(LoggingEsp, "drain", refuse)
+    result = runner.invoke(
+        app, ["retry", "--config", str(config_file), "--sync", "main", "--output", "json"]
+    )
+    assert result.exit_code == 3, result.output
+    stopped = json.loads(result.stdout)
+    assert stopped["status"] == "failed" and stopped["exit_code"] == 3
+    assert "401" in stopped["error"] and "pk_very_secret_value" not in result.stdout
+    # Nothing was marked retried: the reject is still there for the next attempt.
+    left = runner.invoke(app, ["rejects", "--config", str(config_file), "--output", "json"])
+    assert sorted(r["stage"] for r in json.loads(left.stdout)) == ["destination", "source"]
+
+
+def test_retry_of_a_busy_sync_prints_one_json_document(config_file: Path) -> None:
+    from datetime import timedelta
+
+    from sync.store.state import StateStore
+
+    runner.invoke(app, ["run", "--config", str(config_file)])
+    store = StateStore.open(f"sqlite:///{config_file.parent}/state.db")
+    try:
+        assert store.acquire_lock("sync:main", "otherhost:1:abcd", timedelta(minutes=10))
+        result = runner.invoke(app, ["retry", "-c", str(config_file), "-s", "main", "-o", "json"])
+    finally:
+        store.close()
+    assert result.exit_code == 5
+    assert json.loads(result.stdout)["status"] == "busy"
