@@ -18,6 +18,8 @@ Rules:
 - The customer id is derived from the component's first identifier in priority order,
   then by value: the same identifiers give the same id, whatever the order or split.
 - Traits keep, per key, the value of the latest event (ties by messageId).
+- An alias from one user id to another renames the customer (`mapping.identity.aliases`):
+  the old user id becomes a `former_user_id`, which later messages resolve through.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from datetime import datetime
 from typing import Any
 
+from mapping.identity.aliases import ALIASED, USER_ID, twin
 from mapping.identity.component import (
     Component,
     Conflict,
@@ -99,6 +102,9 @@ class IdentityGraph:
         """Stored customers (not loaded) whose identifiers `observe_known` re-timed."""
         self.touched: set[Identifier] = set()
         """Their identifiers seen at a new hour (updated in the known map)."""
+        self.retired: set[Identifier] = set()
+        """User ids an alias turned into former ones: their stored rows must go (the
+        customer now holds them as `former_user_id`)."""
 
     # building ----------------------------------------------------------------------
 
@@ -315,6 +321,16 @@ class IdentityGraph:
         anchor: int | None = None
         for ident in ordered:
             current = self._key_of(ident)
+            if current is None and ident[0] in ALIASED:
+                former = self._key_of(twin(ident))
+                if former is not None:
+                    if ident[0] == USER_ID:
+                        # A former id: the message is about the customer who had it.
+                        ident, current = twin(ident), former
+                    elif anchor is not None:
+                        self._rename(anchor, ident, former, at, hour, message_id)
+                        anchor = self.find(anchor)
+                        continue
             if anchor is None:
                 anchor = current if current is not None else self._new(Component(changed=True))
                 self._touch(anchor, ident, hour)
@@ -351,13 +367,23 @@ class IdentityGraph:
                 self._union(anchor, current)
                 self._touch(anchor, ident, hour)
             return
-        kind, limit = broken
         if current is None:
             current = self._new(Component(changed=True))
-            self._touch(current, ident, hour)
-        else:
-            self._touch(current, ident, hour)
-        other = self._components[current]
+        self._touch(current, ident, hour)
+        self._refuse(anchor, current, ident, broken, at, message_id)
+
+    def _refuse(
+        self,
+        anchor: int,
+        current: int,
+        ident: Identifier,
+        broken: tuple[str, int],
+        at: datetime,
+        message_id: str,
+    ) -> None:
+        """Record the conflict of a refused merge of `ident`'s side into the anchor's."""
+        kind, limit = broken
+        base, other = self._components[anchor], self._components[current]
         customer_id, other_id = self.customer_id(base), self.customer_id(other)
         _named(base, customer_id)
         _named(other, other_id)
@@ -376,6 +402,54 @@ class IdentityGraph:
             )
         )
 
+    def _rename(
+        self,
+        anchor: int,
+        former: Identifier,
+        holder: int,
+        at: datetime,
+        hour: int,
+        message_id: str,
+    ) -> None:
+        """An alias's previous user id, held as a user id by `holder`: rename and merge.
+
+        The holder's user id becomes a former one and the holder joins the anchor (the
+        alias's userId), when the merged customer fits the limits with it renamed;
+        otherwise nothing changes and a conflict is recorded.
+        """
+        current = twin(former)
+        held = self._components[holder].identifiers
+        if holder == anchor:
+            # Two current user ids already (a limit above 1): keep the alias's. With
+            # one, the alias's userId is itself a former id of this customer (an alias
+            # back to an old id): the current id stays.
+            if sum(1 for kind, _ in held if kind == USER_ID) > 1:
+                self._retire(holder, current, former)
+                self._touch(anchor, former, hour)
+            return
+        renamed = {former if ident == current else ident: seen for ident, seen in held.items()}
+        broken = self._fits(self._components[anchor], Component(identifiers=renamed))
+        if broken is not None:
+            self._refuse(anchor, holder, former, broken, at, message_id)
+            return
+        self._retire(holder, current, former)
+        self._union(anchor, holder)
+        self._touch(anchor, former, hour)
+
+    def _retire(self, key: int, current: Identifier, former: Identifier) -> None:
+        """Turn a component's user id into a former one (its times kept)."""
+        comp = self._components[key]
+        seen = comp.identifiers.pop(current)
+        comp.identifiers[former] = seen
+        comp.dirty.discard(current)
+        comp.dirty.add(former)
+        comp.changed = True
+        self._owner.pop(current, None)
+        self._owner[former] = key
+        # Gone from what is known too, so the rest of the batch reads it as former.
+        self._known.pop(current, None)
+        self.retired.add(current)
+
     def learn(
         self, anchor: Identifier, identifiers: Sequence[Identifier], at: datetime
     ) -> int | None:
@@ -388,6 +462,10 @@ class IdentityGraph:
         hour = hour_us(at)
         for ident in sorted(set(identifiers) - {anchor}):
             current = self._key_of(ident)
+            if current is None and ident[0] == USER_ID:
+                former = self._key_of(twin(ident))
+                if former is not None:  # a former id, as in `observe_ranked`
+                    ident, current = twin(ident), former
             root = self.find(key)
             if current == root:
                 self._touch(root, ident, hour)

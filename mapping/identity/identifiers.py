@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mapping.identity.aliases import FORMER_USER_ID, USER_ID
 from mapping.identity.settings import JUNK_VALUES, IdentitySettings
 from mapping.identity.values import (
     BLANK,
@@ -209,7 +210,8 @@ def extract(message: Message, norm: Normalizer) -> tuple[Identifier, ...]:
     """Every identifier a message carries, normalized, de-duplicated and ranked.
 
     userId and anonymousId of the same message, an alias call's previousId, and the
-    configured email, phone and extra-key paths are all edges between each other.
+    configured email, phone and extra-key paths are all edges between each other. An
+    alias's previous user id, renamed to its userId, is a `former_user_id`.
     The identifiers are in merge order (`Normalizer.ranked`): kind priority, then value.
     """
     key = (message.user_id, message.anonymous_id)
@@ -221,6 +223,8 @@ def extract(message: Message, norm: Normalizer) -> tuple[Identifier, ...]:
         raw = message.raw.get("previousId")
         if raw is not None:
             ident = norm.identifier(norm.settings.alias_previous_id, raw)
+            if ident is not None and ident[0] == USER_ID and _renames(found, ident):
+                ident = (FORMER_USER_ID, ident[1])  # see `mapping.identity.aliases`
             more = _more(found, more, ident)
     # Most messages have no traits and no identifier properties: a source is skipped
     # at once when empty, and read only where a configured path is.
@@ -232,6 +236,11 @@ def extract(message: Message, norm: Normalizer) -> tuple[Identifier, ...]:
     if in_raw and (source := message.raw):
         more = _scan(source, in_raw, found, more, norm)
     return found if more is None else tuple(norm.ranked(more))
+
+
+def _renames(found: tuple[Identifier, ...], previous: Identifier) -> bool:
+    """True when an alias's previous user id is not its (usable) userId: a rename."""
+    return any(kind == USER_ID and value != previous[1] for kind, value in found)
 
 
 def _scan(

@@ -20,6 +20,11 @@ BUILTIN_KINDS = (
 )
 """Identifier kinds every graph knows, in default priority order."""
 
+FORMER_USER_ID = "former_user_id"
+"""A user id an alias call renamed (`mapping.identity.aliases`): a kind every graph
+knows, ranked right after `user_id` whatever the priority, so an alias's new user id
+always anchors the merge and names the customer."""
+
 JUNK_VALUES = (
     "",
     "0",
@@ -110,7 +115,10 @@ class IdentitySettings(StrictModel):
     )
     alias_previous_id: Literal["anonymous_id", "user_id"] = Field(
         default="anonymous_id",
-        description="What an alias call's previousId is (Segment: usually the anonymousId).",
+        description="What an alias call's previousId is (Segment: usually the anonymousId). "
+        "With user_id, an alias from one user id to another renames the customer: the "
+        "previousId is kept as a former_user_id (not counted against the user_id limit, "
+        "still leading to the customer) and the userId becomes its user_id.",
     )
     priority: list[str] = Field(
         default_factory=lambda: list(BUILTIN_KINDS),
@@ -173,7 +181,9 @@ class IdentitySettings(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> IdentitySettings:
-        known = {*BUILTIN_KINDS, *self.keys}
+        known = {*BUILTIN_KINDS, FORMER_USER_ID, *self.keys}
+        if FORMER_USER_ID in self.priority:
+            raise ValueError(f"priority: {FORMER_USER_ID} always ranks right after user_id")
         for kind in [*self.limits, *self.priority]:
             if kind not in known:
                 raise ValueError(f"unknown identifier kind {kind!r}; known: {sorted(known)}")
@@ -187,12 +197,16 @@ class IdentitySettings(StrictModel):
         return self
 
     def ranking(self) -> dict[str, int]:
-        """Kind → rank (0 = most telling); kinds missing from `priority` rank after it."""
+        """Kind → rank (0 = most telling); kinds missing from `priority` rank after it.
+
+        `former_user_id` ranks right after `user_id`.
+        """
         order = list(self.priority)
         extra = [k for k in self.keys if k not in order]
         anon = order.index("anonymous_id") if "anonymous_id" in order else len(order)
         order[anon:anon] = extra
         order += [k for k in BUILTIN_KINDS if k not in order]
+        order.insert(order.index("user_id") + 1, FORMER_USER_ID)
         return {kind: rank for rank, kind in enumerate(order)}
 
     def junk(self) -> frozenset[str]:

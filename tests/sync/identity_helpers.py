@@ -1,8 +1,9 @@
-"""Helpers for the identity tests: message factory, partition reader, hand-computed ids."""
+"""Helpers for the identity tests: message factory, table readers, hand-computed ids."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from mapping.message import parse_message
 from mapping.types import Message
-from sync.store.identity import identity_identifiers
+from sync.store.identity import follow, identity_customers, identity_identifiers, identity_merges
 from sync.store.state import StateStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -66,3 +67,23 @@ def partition(store: StateStore) -> dict[str, frozenset[tuple[str, str]]]:
         for customer, kind, value in conn.execute(sa.select(t.c.customer_id, t.c.kind, t.c.value)):
             out.setdefault(customer, set()).add((kind, value))
     return {k: frozenset(v) for k, v in out.items()}
+
+
+def fates(store: StateStore, customer_ids: Iterable[str]) -> dict[str, str]:
+    """Each customer id → the customer it leads to now (through `identity_merges`)."""
+    with store.engine.connect() as conn:
+        return {customer: follow(conn, customer) for customer in customer_ids}
+
+
+def merged_from(store: StateStore) -> dict[str, str]:
+    """identity_merges as stored: customer id that stopped existing → where it went."""
+    t = identity_merges
+    with store.engine.connect() as conn:
+        return dict(conn.execute(sa.select(t.c.from_customer_id, t.c.into_customer_id)).all())
+
+
+def live(store: StateStore) -> set[str]:
+    """Ids of the customers that exist now (`identity_customers`)."""
+    t = identity_customers
+    with store.engine.connect() as conn:
+        return set(conn.execute(sa.select(t.c.customer_id)).scalars())
