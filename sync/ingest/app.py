@@ -26,6 +26,7 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": SegmentError, "description": "Invalid JSON, too large, or bad messages."},
     401: {"model": SegmentError, "description": "No valid write key or signature."},
+    408: {"model": SegmentError, "description": "The body did not arrive in time; retry."},
     503: {"model": SegmentError, "description": "The inbox could not be written; retry."},
 }
 

@@ -12,16 +12,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import sqlalchemy as sa
 from fastapi.concurrency import run_in_threadpool
 
 from sync.ingest.inbox import InboxBatch, InboxCommit, InboxWriter
 from sync.ingest.validate import InvalidMessage, ValidMessage
+
+_DATA_ERRORS = (sa.exc.DataError, sa.exc.IntegrityError)
+"""Errors about what was written, not about the store: they concern one request."""
 
 
 @dataclass(slots=True)
 class _Job:
     batch: InboxBatch
     done: asyncio.Future[InboxCommit]
+
+
+def _fail(jobs: Sequence[_Job], exc: BaseException) -> None:
+    for job in jobs:
+        if not job.done.done():
+            job.done.set_exception(exc)
 
 
 @dataclass
@@ -62,11 +72,27 @@ class GroupCommitter:
                 results = await run_in_threadpool(
                     self.writer.commit_many, [job.batch for job in jobs]
                 )
-            except Exception as exc:  # every request of the group learns of it
-                for job in jobs:
-                    if not job.done.done():
-                        job.done.set_exception(exc)
+            except _DATA_ERRORS as exc:
+                if len(jobs) == 1:
+                    _fail(jobs, exc)
+                else:
+                    await self._commit_alone(jobs)
+                continue
+            except Exception as exc:  # the store failed: every request of the group learns it
+                _fail(jobs, exc)
                 continue
             for job, result in zip(jobs, results, strict=True):
                 if not job.done.done():
                     job.done.set_result(result)
+
+    async def _commit_alone(self, jobs: list[_Job]) -> None:
+        """One request's data was refused by the store: commit each request on its own,
+        so only that request fails and the others are stored."""
+        for job in jobs:
+            try:
+                result = await run_in_threadpool(self.writer.commit_many, [job.batch])
+            except Exception as exc:
+                _fail([job], exc)
+                continue
+            if not job.done.done():
+                job.done.set_result(result[0])

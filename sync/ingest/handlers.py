@@ -32,9 +32,12 @@ WEBHOOK = "webhook"
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    """A Segment-style `{code, message}` answer (503s say when to retry)."""
+    """A Segment-style `{code, message}` answer (503s say when to retry; a 408 closes the
+    connection, whose unread body would otherwise hold it until the keep-alive timeout)."""
     body = SegmentError(code=code, message=message, **extra).model_dump()
     headers = {"Retry-After": "1"} if status == 503 else None
+    if status == 408:
+        headers = {"Connection": "close"}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -105,7 +108,7 @@ class Ingest:
         header_key = basic_username(request.headers.get("authorization"))
         if header_key is not None and not is_write_key(header_key, self.settings.write_keys):
             return error_response(401, "unauthorized", "unknown write key")
-        body = parse_json(await read_body(request, self.settings.max_batch_bytes))
+        body = parse_json(await self._read(request))
         if not isinstance(body, dict):
             raise IngestError(400, "invalid_request", "the body must be a JSON object")
         if header_key is None and not is_write_key(body.get("writeKey"), self.settings.write_keys):
@@ -129,7 +132,7 @@ class Ingest:
         secret = self.settings.webhook_secret
         if secret is None:
             return error_response(401, "unauthorized", "webhook ingest is off: no webhook_secret")
-        raw = await read_body(request, self.settings.max_batch_bytes)
+        raw = await self._read(request)
         body = parse_json(raw)
         signed = webhook_signed(
             secret,
@@ -142,6 +145,10 @@ class Ingest:
             return error_response(401, "unauthorized", "missing or wrong X-Signature")
         messages = body if isinstance(body, list) else [body]
         return await self._store(messages, WEBHOOK, None, None)
+
+    async def _read(self, request: Request) -> bytes:
+        limit, timeout = self.settings.max_batch_bytes, self.settings.body_timeout_seconds
+        return await read_body(request, limit, timeout)
 
     async def _store(
         self, messages: list[Any], channel: str, call_type: str | None, sent_at: Any

@@ -44,6 +44,13 @@ class IngestSettings(StrictModel):
     max_batch_messages: int = Field(
         default=2500, ge=1, description="Most messages in one batch (Segment: 2500)."
     )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request body not received within this time is answered 408 "
+        "(Segment libraries retry it) and the connection closed, so stalled clients "
+        "cannot hold connections open.",
+    )
     tick_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -43,7 +43,8 @@ class InvalidMessage:
         message_id: Its `messageId`, when it had a usable one.
         field: The offending field (`messageId`, `event`, `$` for the whole message).
         reason: What is wrong.
-        payload: The message (redacted), or a summary when it is too large to keep.
+        payload: The message (redacted), or a summary when it is too large to keep or
+            cannot be written as JSON.
     """
 
     index: int
@@ -73,6 +74,22 @@ def _correct_clock(message: dict[str, Any], received_at: datetime) -> None:
     message["timestamp"] = _iso(received_at - skew)
 
 
+_TIMESTAMPS = ("timestamp", "originalTimestamp", "sentAt")
+_OUT_OF_RANGE = "out of range: years 1 to 9999 in UTC, also once corrected for clock skew"
+
+
+def _out_of_range(message: dict[str, Any]) -> str:
+    """The timestamp field that overflows in UTC (`timestamp` when only the skew does)."""
+    for field in _TIMESTAMPS:
+        try:
+            parse_timestamp(message.get(field), field)
+        except OverflowError:
+            return field
+        except MessageError:
+            continue
+    return "timestamp"
+
+
 def _message_id(message: dict[str, Any]) -> tuple[str | None, str | None]:
     """The messageId, or None and the reason it is unusable."""
     value = message.get("messageId")
@@ -82,17 +99,42 @@ def _message_id(message: dict[str, Any]) -> tuple[str | None, str | None]:
         return None, "must be a string"
     if len(value) > MESSAGE_ID_MAX:
         return None, f"longer than {MESSAGE_ID_MAX} characters"
+    if "\x00" in value:  # PostgreSQL text cannot hold it, not even in the rejects ledger
+        return None, "contains a NUL character"
     return value, None
 
 
-def _summary(message: Any, size: int) -> dict[str, Any]:
+_SENT_AT_MAX = 64
+"""Longest batch-level `sentAt` copied into its calls (an ISO-8601 time is under 40)."""
+
+
+def _is_batch_sent_at(value: Any) -> bool:
+    """Whether a batch's `sentAt` may be copied into each of its calls: a short string.
+
+    Anything else cannot serve the clock-skew rule, its only use, and copied into every
+    call a long one would multiply a 500 KB body into gigabytes of stored messages.
+    """
+    return isinstance(value, str) and 0 < len(value) <= _SENT_AT_MAX
+
+
+def _encoded_size(value: Any) -> tuple[int, str | None]:
+    """Bytes of `value` as compact JSON, or 0 and why it cannot be written as JSON
+    (orjson reads 1024 levels of nesting but writes 254, and no integer over 64 bits)."""
+    try:
+        return len(orjson.dumps(value)), None
+    except orjson.JSONEncodeError as exc:
+        return 0, f"cannot be stored as JSON: {exc}"
+
+
+def _summary(message: Any, size: int | None) -> dict[str, Any]:
+    bytes_ = {} if size is None else {"bytes": size}
     if isinstance(message, dict):
         return {
             "messageId": str(message.get("messageId"))[:MESSAGE_ID_MAX],
             "type": str(message.get("type"))[:40],
-            "bytes": size,
+            **bytes_,
         }
-    return {"bytes": size}
+    return bytes_
 
 
 def check_message(
@@ -115,27 +157,33 @@ def check_message(
         max_bytes: Largest message as compact JSON.
     """
     if not isinstance(message, dict):
-        payload = {"value": message} if len(orjson.dumps(message)) <= max_bytes else {}
+        size, unencodable = _encoded_size(message)
+        payload = {"value": message} if unencodable is None and size <= max_bytes else {}
         return InvalidMessage(index, None, "$", "a message must be a JSON object", payload)
     message = {k: v for k, v in message.items() if k != WRITE_KEY}
     if call_type is not None:
         message["type"] = call_type  # Segment takes the type from the route
-    size = len(orjson.dumps(message))
     message_id, problem = _message_id(message)
+    size, unencodable = _encoded_size(message)
+    if unencodable is not None:
+        return InvalidMessage(index, message_id, "$", unencodable, _summary(message, None))
     if size > max_bytes:
         reason = f"message is {size} bytes; at most {max_bytes} bytes per message"
         return InvalidMessage(index, message_id, "$", reason, _summary(message, size))
     if message_id is None:
         return InvalidMessage(index, None, "messageId", str(problem), redact(message))
-    if sent_at is not None and "sentAt" not in message:
+    if _is_batch_sent_at(sent_at) and "sentAt" not in message:
         message["sentAt"] = sent_at
     message["receivedAt"] = _iso(received_at)
-    _correct_clock(message, received_at)
     if not isinstance(message.get("type"), str):  # parse_message needs a hashable type
         reason = f"must be a string, got {type(message.get('type')).__name__}"
         return InvalidMessage(index, message_id, "type", reason, redact(message))
     try:
+        _correct_clock(message, received_at)
         parse_message(message, f"ingest:{message_id}")
     except MessageError as exc:
         return InvalidMessage(index, message_id, exc.field, exc.reason, redact(message))
+    except OverflowError:  # datetime's years 1-9999, crossed by a time zone or the skew
+        field = _out_of_range(message)
+        return InvalidMessage(index, message_id, field, _OUT_OF_RANGE, redact(message))
     return ValidMessage(index, message_id, orjson.dumps(message).decode())

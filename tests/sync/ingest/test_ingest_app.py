@@ -273,7 +273,7 @@ async def test_openapi_documents_request_and_response_models(client: httpx.Async
     assert batch["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/BatchRequest"
     }
-    assert set(batch["responses"]) == {"200", "400", "401", "503"}
+    assert set(batch["responses"]) == {"200", "400", "401", "408", "503"}
     schemas = document["components"]["schemas"]
     assert {"TrackMessage", "TrackCall", "WebhookBody", "SegmentError", "Accepted"} <= set(schemas)
     assert schemas["TrackMessage"]["required"] == ["messageId", "event", "type"]
