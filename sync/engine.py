@@ -343,7 +343,7 @@ class SyncEngine:
                             item,
                             destination=name,
                             stage=item.stage if item.stage != "source" else "mapping",
-                            payload=item.payload or {"message": dict(message.raw)},
+                            payload=_resendable(item.payload, message),
                         )
                     )
                     counts[f"{name}.rejected.mapping"] += 1
@@ -448,6 +448,17 @@ class SyncEngine:
                 report.run_id, report.status, api_calls=report.api_calls, errors=report.errors
             )
         return report
+
+
+def _resendable(payload: Mapping[str, Any] | None, message: Message) -> dict[str, Any]:
+    """A mapping reject's payload, holding the message `espbridge retry` sends again.
+
+    Destinations describe the rejected record in their own way (the raw message, its id
+    and type); what a retry needs, and the ledger shows, is the message itself.
+    """
+    if payload and "message" in payload:
+        return dict(payload)
+    return {"message": dict(message.raw)}
 
 
 def _inputs(

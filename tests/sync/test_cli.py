@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -286,3 +287,32 @@ def test_retry_of_a_busy_sync_prints_one_json_document(config_file: Path) -> Non
         store.close()
     assert result.exit_code == 5
     assert json.loads(result.stdout)["status"] == "busy"
+
+
+def test_retry_resends_a_mapping_reject(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Was: a Klaviyo mapping reject kept the raw message as its payload, not under
+    # "message", so `retry` said "kept no message" and sent nothing.
+    from mapping.types import RejectedRow
+
+    original_map = LoggingEsp.map
+
+    def strict(self: LoggingEsp, message: Any, customer: Any) -> list[Any]:
+        if message.properties.get("bad"):  # as Klaviyo's action base rejects
+            return [RejectedRow(message.source_ref, "bad", "invalid", "mapping", dict(message.raw))]
+        return original_map(self, message, customer)
+
+    monkeypatch.setattr(LoggingEsp, "map", strict)
+    runner.invoke(app, ["run", "--config", str(config_file)])
+    # The fix: the destination now maps and accepts what it refused.
+    monkeypatch.setattr(
+        LoggingEsp,
+        "map",
+        lambda self, m, c: [
+            r.__class__(r.key, r.action, {**r.fields, "bad": False}, r.source_ref, r.event_time)
+            for r in original_map(self, m, c)
+        ],
+    )
+    result = runner.invoke(app, ["retry", "-c", str(config_file), "-s", "main", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["esp.acknowledged"] == 1
+    assert (config_file.parent / "esp.log").read_text().split() == ["m1", "m2"]
