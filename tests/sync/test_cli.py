@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -304,14 +305,13 @@ def test_retry_resends_a_mapping_reject(config_file: Path, monkeypatch: pytest.M
     monkeypatch.setattr(LoggingEsp, "map", strict)
     runner.invoke(app, ["run", "--config", str(config_file)])
     # The fix: the destination now maps and accepts what it refused.
-    monkeypatch.setattr(
-        LoggingEsp,
-        "map",
-        lambda self, m, c: [
-            r.__class__(r.key, r.action, {**r.fields, "bad": False}, r.source_ref, r.event_time)
-            for r in original_map(self, m, c)
-        ],
-    )
+    from connectors.base import Record
+
+    def fixed(self: LoggingEsp, message: Any, customer: Any) -> list[Any]:
+        out = original_map(self, message, customer)
+        return [replace(r, fields={**r.fields, "bad": False}) for r in out if isinstance(r, Record)]
+
+    monkeypatch.setattr(LoggingEsp, "map", fixed)
     result = runner.invoke(app, ["retry", "-c", str(config_file), "-s", "main", "-o", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["counts"]["esp.acknowledged"] == 1
