@@ -16,11 +16,12 @@ and a path that is not a path raises from `get_path` when reached, as before.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mapping.blank import is_blank
+from mapping.blank import BLANK_CHARS, BLANK_STARTS, is_blank
 from mapping.kernels import is_canonical_utc, kernel_for, minor_units_memo
 from mapping.paths import compile_path, get_path, walk
 from mapping.transforms import Transform, TransformError, cut
@@ -33,17 +34,32 @@ Resolver = Callable[[Mapping[str, Any]], "Resolved"]
 
 Parts = tuple[str | int, ...]
 
+_TEXT_SHOWS = (
+    "((v and not v.isspace()) if v.isascii() else "
+    "(v[0] not in _blank_starts or v.strip(_blank_chars)))"
+)
+"""True when the text `v` is not blank, as `is_blank_text` decides: ASCII text (the
+common case; `isascii` reads a flag) can only be blank with white space, which
+`isspace` sees at its first other character; other text is stripped of white space and
+invisible characters only when its first character is one of them."""
+
+_TEXT_BLANK = (
+    "((not v or v.isspace()) if v.isascii() else "
+    "(v[0] in _blank_starts and not v.strip(_blank_chars)))"
+)
+"""`is_blank_text(v)`, inline: the negation of `_TEXT_SHOWS`."""
+
 _FOUND = (
-    "(v and not v.isspace()) if type(v := {expr}) is str else "
-    "(v is not None and (type(v) is int or type(v) is float or not _is_blank(v)))"
+    f"{_TEXT_SHOWS} if type(v := {{expr}}) is str else "
+    "(v is not None and (type(v) is int or "
+    "(_isfinite(v) if type(v) is float else not _is_blank(v))))"
 )
 """Binds `v`; true when it is not blank, as `is_blank` decides, with the common types
-tested inline (`not s.strip()` is `not s or s.isspace()`, and `isspace` stops at the
-first other character)."""
+tested inline (NaN and infinity are blank floats)."""
 
 _BLANK = (
-    "v is None or ((not v or v.isspace()) if type(v) is str else "
-    "(type(v) is not int and type(v) is not float and _is_blank(v)))"
+    f"v is None or ({_TEXT_BLANK} if type(v) is str else "
+    "(type(v) is not int and (not _isfinite(v) if type(v) is float else _is_blank(v))))"
 )
 
 
@@ -85,6 +101,9 @@ def build_resolver(
         _new=object.__new__,
         _generic=generic,
         _is_blank=is_blank,
+        _isfinite=math.isfinite,
+        _blank_chars=BLANK_CHARS,
+        _blank_starts=BLANK_STARTS,
         _walk=walk,
         _get_path=get_path,
         _canon=is_canonical_utc,
@@ -317,8 +336,14 @@ def _emit_text(
     src: _Source, at: int, key: str, steps: tuple[str | int, ...], otherwise: list[str]
 ) -> None:
     """String methods on `v`, then the blank test; a `truncate:N` step (an int) cuts only
-    text longer than N, with `cut`, whose failure makes the field invalid."""
-    body = at + 1 if any(type(step) is int for step in steps) else at
+    text longer than N, with `cut`, whose failure makes the field invalid.
+
+    Without `truncate` there is no blank test: `v` shows something (a character outside
+    `BLANK_CHARS`), and `strip`, `lower` and `upper` keep such a character or turn it
+    into another (checked over every code point in tests/mapping/test_blank_values.py).
+    """
+    cuts = any(type(step) is int for step in steps)
+    body = at + 1 if cuts else at
     if body > at:
         src.add(at, "try:")
     suffix = ""
@@ -337,7 +362,10 @@ def _emit_text(
         src.add(at, "except TransformError as exc:")
         src.add(at + 1, f"invalid[{key}] = str(exc)")
         src.add(at, "else:")
-    src.add(body, "if not v or v.isspace():")
+    if not cuts:
+        src.add(body, f"values[{key}] = v")
+        return
+    src.add(body, f"if {_TEXT_BLANK}:")
     for line in otherwise or ["pass"]:
         src.add(body + 1, line)
     src.add(body, "else:")

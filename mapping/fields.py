@@ -5,8 +5,10 @@ A field is data a user can read and override in TOML::
     first_name = { path = ["traits.first_name", "context.traits.first_name"], fallback = "there" }
     email = "traits.email"            # shorthand for { path = "traits.email" }
 
-Blank means None, "" or only white space, an empty list or an empty object; 0 and
-false are values, not blanks.
+Blank (`mapping.blank`) means None, text with nothing visible in it ("", white space,
+zero-width and other invisible characters), NaN or infinity, an empty list or an empty
+object; 0 and false are values, not blanks. Text that merely contains invisible
+characters is a value and is sent as it is.
 
 Transforms (`mapping.transforms`) apply to the value read from a path or `value`, never to
 the fallback (a fallback is written as it should be sent). A transform that fails makes
@@ -25,6 +27,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from mapping.blank import is_blank as is_blank  # re-exported: callers import it from here
+from mapping.blank import is_blank_text
 from mapping.codegen import Resolver, build_resolver
 from mapping.paths import Getter, compile_getter, get_path
 from mapping.settings import StrictModel
@@ -238,9 +241,9 @@ def resolve_planned(specs: Mapping[str, FieldSpec], data: Mapping[str, Any]) -> 
                 continue
             kind = type(found)
             if kind is str:
-                if not found.strip():
+                if is_blank_text(found):
                     continue
-            elif kind is not int and kind is not float and is_blank(found):
+            elif kind is not int and is_blank(found):
                 continue
             value = found
             break

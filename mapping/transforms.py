@@ -19,7 +19,9 @@ into a function. A transform that cannot apply raises `TransformError` with the 
 
 Numbers that JSON or the senders cannot carry exactly are failures, not values: NaN and
 infinity, whole floats of 2**53 or more as text (their digits are the decoder's
-rounding, not the source's) and integers outside 64 bits (the encoders' limit).
+rounding, not the source's) and integers outside 64 bits (the encoders' limit). A NaN or
+infinite float read from a path never gets here: it is blank (`mapping.blank`), so the
+next path or the fallback applies; text such as "NaN" does, and fails.
 """
 
 from __future__ import annotations
@@ -35,15 +37,9 @@ from typing import Any
 import phonenumbers
 import regex
 
-Transform = Callable[[Any], Any]
+from mapping.currencies import minor_digits
 
-# ISO 4217 currencies whose minor unit is not 2 digits.
-_ZERO_DIGIT = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
-_THREE_DIGIT = "BHD IQD JOD KWD LYD OMR TND"
-_CURRENCY_DIGITS = {
-    **dict.fromkeys(_ZERO_DIGIT.split(), 0),
-    **dict.fromkeys(_THREE_DIGIT.split(), 3),
-}
+Transform = Callable[[Any], Any]
 
 
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
@@ -261,15 +257,18 @@ def cut(text: str, limit: int) -> str:
 
 def _minor(arg: str) -> Transform:
     if not arg:
-        digits = 2
-    elif arg.isdigit():
+        digits = 2  # no currency named: cents, as documented
+    elif arg.isascii() and arg.isdigit():
         digits = int(arg)
         if digits > MAX_MINOR_DIGITS:
             raise ValueError(f"minor_units takes at most {MAX_MINOR_DIGITS} digits, got {arg!r}")
-    elif len(arg) == 3 and arg.isalpha():
-        digits = _CURRENCY_DIGITS.get(arg.upper(), 2)
+    elif len(arg) == 3 and arg.isascii() and arg.isalpha():
+        try:  # a currency it does not know is refused, never taken for cents
+            digits = minor_digits(arg)
+        except ValueError as exc:
+            raise ValueError(f"minor_units: {exc} (or give the digits: minor_units:0)") from None
     else:
-        raise ValueError(f"minor_units takes digits or an ISO currency, got {arg!r}")
+        raise ValueError(f"minor_units takes digits or an ISO 4217 currency code, got {arg!r}")
     return lambda v: minor_units(v, digits)
 
 

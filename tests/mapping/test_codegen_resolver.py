@@ -89,6 +89,7 @@ TIMES = [
 AMOUNTS: list[Any] = [19.99, 32.0, 0.125, -0.0, 0, 1200, "19.99", " 12 ", "ten", 2**60]
 AMOUNTS += [float(2**60), float("nan"), float("inf"), 1e30, True, "1e3", 10**40]
 TEXT = ["Ann", " Ann@Example.COM ", "0", "x" * 30, "Ünïcode", "a\u3000", "\u3000"]
+TEXT += ["\u200b", "\u00a0\u200d\ufeff", "\u200bAnn", "\u00adé"]  # invisible: blank unless more
 TEXT += [
     "abe\u0301\u0301x",
     " 👍🏽👍🏽",

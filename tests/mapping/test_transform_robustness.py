@@ -107,8 +107,8 @@ def test_minor_units_digits_are_bounded_in_config() -> None:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        (float("nan"), "not a finite number"),  # was sent as NaN (JSON null)
-        (float("-inf"), "not a finite number"),
+        ("NaN", "not a finite number"),  # as text; a NaN float is blank (see below)
+        ("-inf", "not a finite number"),
         ("1e400", "outside 64 bits"),  # was a 401-digit int
         ("1e999999999", "outside 64 bits"),  # was a billion-digit int (hangs)
         (2**70, "outside 64 bits"),  # was sent, then the JSON encoder raised
@@ -133,8 +133,6 @@ def test_to_number_keeps_ordinary_numbers(value: Any, expected: Any) -> None:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        (float("nan"), "not a finite number"),  # was the text "nan"
-        (float("inf"), "not a finite number"),  # was "inf"
         # An id sent as a JSON number arrives as this float; it printed 12345678901234567168.
         (1.2345678901234568e19, "too large to be exact"),
     ],
@@ -248,7 +246,6 @@ def test_cut_is_plain_slicing_for_latin_text() -> None:
     [
         67768036191676800,  # was OSError (EOVERFLOW) out of `resolve`, stopping the run
         1733300000000,  # epoch milliseconds: year 56896
-        float("nan"),
         -1e20,
     ],
 )
