@@ -27,6 +27,7 @@ from sync.ingest.metrics import IngestMetrics
 from sync.ingest.settings import IngestSettings
 from sync.ingest.source import inbox_id
 from sync.store.inbox import inbox
+from sync.store.schema import runs
 from sync.store.state import StateStore, as_utc
 
 log = logging.getLogger("espbridge.ingest")
@@ -38,7 +39,23 @@ _PRUNE_EVERY_S = 600.0
 class RunReportLike(Protocol):
     """What the worker reads from a run report."""
 
+    run_id: int
+    status: str
     counts: Counter[str]
+    api_calls: Counter[str]
+    triggers: Counter[str]
+    errors: list[str]
+
+
+def idle(report: RunReportLike) -> bool:
+    """A run that read, decided and sent nothing: a tick with no news."""
+    return (
+        report.status == "completed"
+        and not report.errors
+        and not any(report.counts.values())
+        and not any(report.api_calls.values())
+        and not any(report.triggers.values())
+    )
 
 
 class Engine(Protocol):
@@ -219,6 +236,11 @@ class InboxWorker:
             stop=self.stopping,
             on_batch=lambda r: self._observe(sync, r, progress),
         )
+        if idle(report):
+            # Its record would say nothing: every few seconds of quiet would push the
+            # runs that did something out of `espbridge runs`.
+            with self.store.engine.begin() as conn:
+                conn.execute(sa.delete(runs).where(runs.c.id == report.run_id))
         return bool(report.counts.get("read", 0))
 
     # state ------------------------------------------------------------------------------

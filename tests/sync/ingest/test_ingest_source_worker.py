@@ -80,7 +80,12 @@ def test_source_turns_an_unreadable_row_into_a_reject(store: StateStore) -> None
 
 @dataclass
 class FakeReport:
+    run_id: int = 0
+    status: str = "completed"
     counts: Counter[str] = field(default_factory=Counter)
+    api_calls: Counter[str] = field(default_factory=Counter)
+    triggers: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
 
 
 class FakeEngine:
@@ -111,8 +116,8 @@ class FakeEngine:
             raise RuntimeError("ESP unreachable")
         if self.runs <= self.busy_first:
             raise SyncBusy(f"sync {name!r} is already running elsewhere")
-        report = FakeReport()
         run_id = self.store.start_run(name)
+        report = FakeReport(run_id)
         source = InboxSource("inbox", InboxSourceSettings(batch_size=5), self.store)
         for count, batch in enumerate(
             source.read(self.store.get_bookmark(name, "inbox"), batch_size=100), start=1
@@ -287,3 +292,28 @@ async def test_worker_prunes_only_old_rows_every_sync_has_read(
         assert conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar() == left
     _store_messages(store, ["m4"])
     assert InboxWriter(store).max_id() == 4  # ids are not reused after pruning
+
+
+async def test_idle_ticks_leave_no_run_records(store: StateStore) -> None:
+    # Was: a record every tick (5 s by default) for runs that read and sent nothing, so
+    # `espbridge runs` showed only empty runs after two quiet minutes.
+    metrics = IngestMetrics()
+    engine = FakeEngine(store)
+    settings = IngestSettings(tick_seconds=0.01, max_batches_per_run=2)
+    worker = InboxWorker(engine, store, SYNCS, settings, metrics)
+    app = create_app(
+        IngestSettings(write_keys=[WRITE_KEY]), store, metrics=metrics, on_commit=worker.wake
+    )
+    worker.start()
+    try:
+        await _wait_for(lambda: engine.runs >= 5)  # quiet ticks
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://i", auth=(WRITE_KEY, "")
+        ) as client:
+            await client.post("/v1/batch", json={"batch": [track("m1"), track("m2")]})
+            await _wait_for(lambda: len(engine.sent) == 2)
+        runs_then = engine.runs
+        await _wait_for(lambda: engine.runs >= runs_then + 5)  # quiet again
+    finally:
+        assert worker.stop(timeout=5)
+    assert len(store.runs(limit=100)) == 1  # the run that sent m1 and m2
