@@ -111,7 +111,7 @@ def explain_command(
         store.close()
     if not found:
         typer.echo(f"no trigger instance or customer {target!r}", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # the argument names nothing: a usage error, not a failure
     typer.echo("\n\n".join(explain(record) for record in found))
 
 

@@ -123,7 +123,7 @@ def test_cli_list_explain_and_counts(store: StateStore, tmp_path: Path) -> None:
     counts = runner.invoke(app, ["counts", "--json", "--config", str(config)])
     assert '"fired": 1' in counts.output
     missing = runner.invoke(app, ["explain", "nobody", "--config", str(config)])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2  # names nothing: a usage error (1 is "unexpected")
 
 
 def test_outcome_helper_lists_every_decision(store: StateStore) -> None:
