@@ -8,11 +8,13 @@ records outcomes and advances bookmarks, in one transaction per batch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from mapping.types import Message, RejectedRow
 
@@ -74,6 +76,9 @@ class Record:
         uncertain: True when an earlier attempt may have reached the ESP without an
             acknowledgement (the ledger holds it as pending); a destination without
             an idempotency key must check before sending it again.
+        fallbacks: The fields of `action` that a declared fallback filled, e.g.
+            `("first_name",)` or `("merge_fields.FNAME",)`. `sync` counts them per
+            field in the run report once the record is acknowledged.
     """
 
     key: str
@@ -82,6 +87,7 @@ class Record:
     source_ref: str
     event_time: datetime
     uncertain: bool = False
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,3 +182,48 @@ class Destination(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+def check_mapping_fields(
+    title: str,
+    mapping: Mapping[str, Mapping[str, Any]],
+    fields: Mapping[str, Collection[str]],
+    hint: Callable[[str, str], str | None] | None = None,
+) -> None:
+    """Refuse `[destinations.<name>.mapping.<action>]` keys the action does not have.
+
+    An unknown key would be resolved and then ignored, so a typo or a field of another
+    action would look configured and do nothing. Every unknown key is reported, each at
+    its own key path (`mapping.track_event.first_name`), listing the action's fields.
+
+    Args:
+        title: The settings model's name (for the validation error).
+        mapping: Field overrides by action.
+        fields: The fields each action has.
+        hint: Optional extra advice for an (action, key), e.g. where merge tags go.
+
+    Raises:
+        ValidationError: one line per unknown key.
+    """
+    errors: list[InitErrorDetails] = []
+    for action, overrides in mapping.items():
+        known = fields.get(action, ())
+        for key in overrides:
+            if key in known:
+                continue
+            elsewhere = sorted(name for name, names in fields.items() if key in names)
+            advice = hint(action, key) if hint else None
+            if advice is None and elsewhere:
+                advice = f"{key!r} is a field of {', '.join(elsewhere)}"
+            message = "unknown field; expected one of " + ", ".join(map(repr, sorted(known)))
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "unknown_field", message + (f" ({advice})" if advice else "")
+                    ),
+                    loc=("mapping", action, key),
+                    input=key,
+                )
+            )
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)

@@ -61,6 +61,7 @@ class _Delivery:
     rejects: list[RejectedRow]
     counts: Counter[str]
     learned: list[tuple[str, dict[str, str]]]
+    fallbacks: Counter[str]
 
 
 class SyncEngine:
@@ -201,7 +202,6 @@ class SyncEngine:
                 )
         finally:
             for destination in destinations:
-                report.fallbacks.update(getattr(destination, "fallbacks", Counter()))
                 await destination.aclose()
             if self._triggers is not None:
                 report.triggers.update(self._triggers.decisions_summary(reset=True))
@@ -249,6 +249,7 @@ class SyncEngine:
         rejects = list(batch.rejects) + [r for d in deliveries for r in d.rejects]
         for delivery in deliveries:
             counts.update(delivery.counts)
+            report.fallbacks.update(delivery.fallbacks)
         report.counts.update(counts)
         if dry_run:
             report.dry_run_requests = sum(report.api_calls.values())
@@ -367,15 +368,21 @@ class SyncEngine:
             await destination.process_record(record)
         outcomes = await destination.drain()
         learned: list[tuple[str, dict[str, str]]] = []
+        fallbacks: Counter[str] = Counter()
         for outcome in outcomes:
             counts[f"{name}.{outcome.status.value}"] += 1
+            if outcome.status is OutcomeStatus.ACKNOWLEDGED:
+                # Counted once the ESP took the record (in a dry run, every record the run
+                # would send): a reject is counted when `espbridge retry` delivers it.
+                record = outcome.record
+                fallbacks.update(f"{name}.{record.action}.{f}" for f in record.fallbacks)
             found = records.get(outcome.key)
             if outcome.status is OutcomeStatus.REJECTED:
                 rejects.append(_reject(name, outcome, found))
             customer = customers.get(found[1].message_id) if found else None
             if outcome.learned_ids and customer:
                 learned.append((customer.customer_id, dict(outcome.learned_ids)))
-        return _Delivery([(name, o) for o in outcomes], rejects, counts, learned)
+        return _Delivery([(name, o) for o in outcomes], rejects, counts, learned, fallbacks)
 
     def _mark_triggers(
         self, emissions: Sequence[Any], outcomes: Sequence[tuple[str, Outcome]], report: RunReport
@@ -445,7 +452,11 @@ class SyncEngine:
                 await destination.aclose()
             report.ended_at = datetime.now(UTC)
             self.store.finish_run(
-                report.run_id, report.status, api_calls=report.api_calls, errors=report.errors
+                report.run_id,
+                report.status,
+                api_calls=report.api_calls,
+                errors=report.errors,
+                counts=_extra_counts(report),
             )
         return report
 

@@ -71,6 +71,10 @@ PROFILE_DEFAULTS: Mapping[str, FieldSpec] = {
     "location.country": traits("address.country", "country"),
     "location.ip": FieldSpec(path=["context.ip"]),
     "location.timezone": FieldSpec(path=["context.timezone"]),
+    # Klaviyo location attributes Segment's spec has no trait for: sent only when mapped.
+    "location.address2": FieldSpec(),
+    "location.latitude": FieldSpec(),
+    "location.longitude": FieldSpec(),
     "properties": FieldSpec(path=["traits", "context.traits"]),
 }
 """Field defaults of `upsert_profile`; `properties` takes every trait not mapped above."""

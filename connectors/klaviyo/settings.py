@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from connectors.base import check_mapping_fields
 from mapping.fields import FieldSpec
 from mapping.settings import StrictModel
 from mapping.transforms import phone_region
@@ -185,4 +186,10 @@ class KlaviyoSettings(StrictModel):
         for name in [*self.actions, *self.mapping]:
             if name not in ACTION_NAMES:
                 raise ValueError(f"unknown action {name!r}; expected one of {ACTION_NAMES}")
+        # An action's fields are the keys of its DEFAULTS. Imported here: the action
+        # modules import this one.
+        from connectors.klaviyo.actions import ACTIONS
+
+        fields = {name: module.DEFAULTS.keys() for name, module in ACTIONS.items()}
+        check_mapping_fields(type(self).__name__, self.mapping, fields)
         return self

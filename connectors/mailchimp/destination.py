@@ -33,7 +33,10 @@ from mapping.message import MessageError, parse_timestamp
 from mapping.types import Message, RejectedRow
 
 ACTIONS = {m.NAME: m for m in (upsert_member, tags, member_event, journey_trigger)}
-Builder = Callable[[Message, Resolved, Mapping[str, Any]], dict[str, Any] | None]
+Built = tuple[dict[str, Any], tuple[str, ...]]
+"""A record's fields, and the fields beyond the action's own that a fallback filled
+(upsert_member's `merge_fields.<TAG>`)."""
+Builder = Callable[[Message, Resolved, Mapping[str, Any]], Built | None]
 """Turns a message's resolved action fields into a record's fields (None: no record)."""
 
 
@@ -126,7 +129,7 @@ class MailchimpDestination:
                     field = resolved.missing[0]
                     paths = ", ".join(specs[field].path) or "(constant)"
                     raise MappingReject(field, f"required, but blank at {paths}")
-                fields = self._builders[action](message, resolved, data)
+                built = self._builders[action](message, resolved, data)
             except (MappingReject, MergeFieldError) as exc:
                 field = exc.field if isinstance(exc, MappingReject) else f"merge_fields.{exc.tag}"
                 out.append(self._reject(message, key, field, exc.reason))
@@ -134,10 +137,21 @@ class MailchimpDestination:
             except ValueError as exc:
                 out.append(self._reject(message, key, action, str(exc)))
                 continue
-            if fields is not None:
+            if built is not None:
+                fields, more_fallbacks = built
                 if resolved.values.get("list_id"):
                     fields["list_id"] = str(resolved.values["list_id"])
-                out.append(Record(key, action, fields, message.source_ref, message.timestamp))
+                fallbacks = (*resolved.fallbacks_used, *more_fallbacks)
+                out.append(
+                    Record(
+                        key,
+                        action,
+                        fields,
+                        message.source_ref,
+                        message.timestamp,
+                        fallbacks=fallbacks,
+                    )
+                )
         return out
 
     def _reject(self, message: Message, key: str, field: str, reason: str) -> RejectedRow:
@@ -160,7 +174,7 @@ class MailchimpDestination:
 
     def _upsert_fields(
         self, message: Message, resolved: Resolved, data: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> Built:
         fields: dict[str, Any] = {"email": self._email(resolved)}
         merge = resolve(self.settings.merge_fields, data)
         if merge.missing:
@@ -173,20 +187,18 @@ class MailchimpDestination:
         fields["merge_fields"] = {tag: v for tag, v in converted.items() if v is not None}
         if resolved.values.get("language"):
             fields["language"] = str(resolved.values["language"])
-        return fields
+        return fields, tuple(f"merge_fields.{tag}" for tag in merge.fallbacks_used)
 
     def _tag_fields(
         self, message: Message, resolved: Resolved, data: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
+    ) -> Built | None:
         add = [*self.settings.static_tags, *tags.tag_names(resolved.values.get("add"))]
         changes = tags.tag_changes(add, tags.tag_names(resolved.values.get("remove")))
         if not changes:
             return None
-        return {"email": self._email(resolved), "tags": changes}
+        return {"email": self._email(resolved), "tags": changes}, ()
 
-    def _event_fields(
-        self, message: Message, resolved: Resolved, data: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def _event_fields(self, message: Message, resolved: Resolved, data: Mapping[str, Any]) -> Built:
         key = f"{message.message_id}:{member_event.NAME}"
         try:
             name = member_event.normalise_name(str(resolved.values["name"]))
@@ -199,24 +211,26 @@ class MailchimpDestination:
             occurred_at = mailchimp_time(parse_timestamp(resolved.values["occurred_at"]))
         except MessageError as exc:
             raise MappingReject("occurred_at", exc.reason) from None
-        return {
+        fields = {
             "email": self._email(resolved),
             "name": name,
             "properties": member_event.string_properties(properties, key),
             "occurred_at": occurred_at,
         }
+        return fields, ()
 
     def _trigger_fields(
         self, message: Message, resolved: Resolved, data: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> Built:
         step = self.settings.journeys[str(message.event)]
-        return {
+        fields = {
             "email": self._email(resolved),
             "journey_id": step.journey_id,
             "step_id": step.step_id,
             "event": message.event,
             "occurred_at": mailchimp_time(message.timestamp),
         }
+        return fields, ()
 
     async def process_record(self, record: Record) -> None:
         """Queue one record (the sink may send a full batch before returning)."""

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
+from connectors.base import check_mapping_fields
 from mapping.fields import FieldSpec
 from mapping.settings import StrictModel
 
@@ -25,6 +26,14 @@ MergeFieldType = Literal[
     "zip",
 ]
 _KEY = re.compile(r"^[^-\s]+-(?P<dc>[a-z]+[0-9]+)$")
+_MERGE_TAG = re.compile(r"^[A-Z][A-Z0-9_]{0,9}$")
+
+
+def _merge_tag_hint(action: str, key: str) -> str | None:
+    """Merge fields have their own table: say so for a key written like a merge tag."""
+    if _MERGE_TAG.match(key) is None:
+        return None
+    return "audience fields are mapped by merge tag under [destinations.<name>.merge_fields]"
 
 
 class MergeFieldSpec(FieldSpec):
@@ -187,13 +196,8 @@ class MailchimpSettings(StrictModel):
         # Imported here: the action modules import this one.
         from connectors.mailchimp.destination import ACTIONS
 
-        for action, fields in self.mapping.items():
-            known = ACTIONS[action].FIELDS
-            for field in fields:
-                if field not in known:
-                    raise ValueError(
-                        f"mapping.{action}.{field}: unknown field; expected one of {sorted(known)}"
-                    )
+        fields = {name: module.FIELDS.keys() for name, module in ACTIONS.items()}
+        check_mapping_fields(type(self).__name__, self.mapping, fields, _merge_tag_hint)
         return self
 
     @property

@@ -55,7 +55,7 @@ def subscribes(message: Message, ctx: MapContext) -> bool:
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """One list-membership record, or a reject without a list or an identifier."""
     key = f"list:{message.message_id}"
-    list_id, ids, notes = list_fields(NAME, message, customer, ctx)
+    list_id, ids, notes, fallbacks = list_fields(NAME, message, customer, ctx)
     if not list_id:
         return [reject(message, ctx, "list_id", "no list id (map list_id or set list_id)", key)]
     if not ids:
@@ -82,6 +82,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             fields=fields,
             source_ref=message.source_ref,
             event_time=message.timestamp,
+            fallbacks=fallbacks,
         )
     ]
 

@@ -21,7 +21,7 @@ from connectors.klaviyo.actions.base import (
     specs_for,
 )
 from connectors.klaviyo.defaults import EVENT_DEFAULTS, ORDERED_PRODUCT_METRIC
-from mapping.fields import FieldSpec
+from mapping.fields import FieldSpec, Resolved
 from mapping.types import Message
 
 NAME = "placed_order"
@@ -31,6 +31,10 @@ DEFAULTS: Mapping[str, FieldSpec] = {
     "order_metric": FieldSpec(value="Placed Order"),
     "product_metric": FieldSpec(value=ORDERED_PRODUCT_METRIC),
 }
+NOT_ON_ORDER = frozenset({"metric_name", "products", "product_metric"})
+"""Fields the Placed Order event does not carry (its metric is `order_metric`)."""
+NOT_ON_LINE = frozenset({"metric_name", "order_metric", "value"})
+"""Fields an Ordered Product does not carry (its value is the line's price times quantity)."""
 LIMITS = track_event.LIMITS
 build_request = track_event.build_request
 build_batch = track_event.build_batch
@@ -69,25 +73,32 @@ def _line_value(item: Mapping[str, Any]) -> Any:
     return price if isinstance(price, int | float) else None
 
 
-def _record(message: Message, fields: dict[str, Any], line: int | None) -> Record:
+def _record(
+    message: Message, fields: dict[str, Any], line: int | None, resolved: Resolved
+) -> Record:
+    absent = NOT_ON_ORDER if line is None else NOT_ON_LINE
     return Record(
         key=fields["unique_id"],
         action=NAME,
         fields={**fields, "line": line},
         source_ref=message.source_ref,
         event_time=message.timestamp,
+        fallbacks=tuple(f for f in resolved.fallbacks_used if f not in absent),
     )
 
 
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """The order event followed by one event per product line."""
-    products = resolve_message(specs_for(NAME, DEFAULTS, ctx), message).values
-    metric = str(products.get("order_metric") or "Placed Order")
-    order = track_event.event_fields(message, customer, ctx, action=NAME, metric=metric)
+    # One resolution serves the order and its lines: the event fields' specs are the
+    # same objects here as in `track_event`, with this action's overrides on top.
+    resolved = resolve_message(specs_for(NAME, DEFAULTS, ctx), message)
+    values = resolved.values
+    metric = str(values.get("order_metric") or "Placed Order")
+    order = track_event.event_fields(message, customer, ctx, values, metric=metric)
     if isinstance(order, tuple):
         return [reject(message, ctx, order[0], order[1], message.message_id)]
-    out: MapResult = [_record(message, order, None)]
-    items = products.get("products") or []
+    out: MapResult = [_record(message, order, None, resolved)]
+    items = values.get("products") or []
     if not isinstance(items, list):
         return [
             *out,
@@ -96,7 +107,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             ),
         ]
     base = {k: v for k, v in order["properties"].items() if k != "products"}
-    line_metric = str(products.get("product_metric") or ORDERED_PRODUCT_METRIC)
+    line_metric = str(values.get("product_metric") or ORDERED_PRODUCT_METRIC)
     for line, item in enumerate(items):
         key = f"{order['unique_id']}:{line}"
         if not isinstance(item, dict):
@@ -113,7 +124,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             "value": _line_value(item),
             "unique_id": key,
         }
-        out.append(_record(message, product, line))
+        out.append(_record(message, product, line, resolved))
     return out
 
 

@@ -80,17 +80,20 @@ def subscribes(message: Message, ctx: MapContext) -> bool:
 
 def list_fields(
     action: str, message: Message, customer: Customer | None, ctx: MapContext
-) -> tuple[str | None, dict[str, str], list[str]]:
-    """(list id, identifiers, notes) shared by subscribe, unsubscribe and add_to_list."""
-    values = resolve_message(specs_for(action, DEFAULTS, ctx), message).values
+) -> tuple[str | None, dict[str, str], list[str], tuple[str, ...]]:
+    """(list id, identifiers, notes, fields a fallback filled) shared by subscribe,
+    unsubscribe and add_to_list."""
+    resolved = resolve_message(specs_for(action, DEFAULTS, ctx), message)
+    values = resolved.values
     ids, notes = identifiers(values, customer, ctx, anonymous=False)
-    return as_str(values.get("list_id")) or ctx.settings.list_id, ids, notes
+    list_id = as_str(values.get("list_id")) or ctx.settings.list_id
+    return list_id, ids, notes, tuple(resolved.fallbacks_used)
 
 
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """One subscription record, or a reject when no channel can be subscribed."""
     key = f"subscribe:{message.message_id}"
-    list_id, ids, notes = list_fields(NAME, message, customer, ctx)
+    list_id, ids, notes, fallbacks = list_fields(NAME, message, customer, ctx)
     have = {"email": "email" in ids, "sms": "phone_number" in ids}
     channels = [c for c in wanted_channels(message, ctx) if have.get(c)]
     if not channels:
@@ -116,6 +119,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             fields=fields,
             source_ref=message.source_ref,
             event_time=message.timestamp,
+            fallbacks=fallbacks,
         )
     ]
 

@@ -92,10 +92,9 @@ def event_fields(
     message: Message,
     customer: Customer | None,
     ctx: MapContext,
+    values: Mapping[str, Any],
     *,
-    action: str,
     metric: str | None = None,
-    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | tuple[str, str]:
     """The fields of one event, or (field, reason) when it cannot be sent.
 
@@ -103,12 +102,9 @@ def event_fields(
         message: The Segment message.
         customer: Identity resolution's answer, whose identifiers win.
         ctx: Config and clock.
-        action: The action whose overrides apply.
+        values: The action's fields, resolved from the message.
         metric: A fixed metric name (fan-out), else the renamed event name.
-        extra: Field values that replace the resolved ones (fan-out items).
     """
-    resolved = resolve_message(specs_for(action, DEFAULTS, ctx), message)
-    values = {**resolved.values, **(extra or {})}
     profile, notes = identifiers(values, customer, ctx, anonymous=True)
     known_id = profile_id(customer)
     if not profile and not known_id:
@@ -146,7 +142,8 @@ def event_fields(
 
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """One record for one track call (or a mapping reject naming the field)."""
-    fields = event_fields(message, customer, ctx, action=NAME)
+    resolved = resolve_message(specs_for(NAME, DEFAULTS, ctx), message)
+    fields = event_fields(message, customer, ctx, resolved.values)
     if isinstance(fields, tuple):
         return [reject(message, ctx, fields[0], fields[1], message.message_id)]
     return [
@@ -156,6 +153,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             fields=fields,
             source_ref=message.source_ref,
             event_time=message.timestamp,
+            fallbacks=tuple(resolved.fallbacks_used),
         )
     ]
 

@@ -55,7 +55,7 @@ def subscribes(message: Message, ctx: MapContext) -> bool:
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """One unsubscribe record (email and/or phone)."""
     key = f"unsubscribe:{message.message_id}"
-    list_id, ids, notes = list_fields(NAME, message, customer, ctx)
+    list_id, ids, notes, fallbacks = list_fields(NAME, message, customer, ctx)
     if "email" not in ids and "phone_number" not in ids:
         return [
             reject(message, ctx, "profile", "unsubscribe needs an email or a phone number", key)
@@ -77,6 +77,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             fields=fields,
             source_ref=message.source_ref,
             event_time=message.timestamp,
+            fallbacks=fallbacks,
         )
     ]
 

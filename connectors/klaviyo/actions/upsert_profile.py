@@ -100,7 +100,8 @@ def profile_attributes(values: Mapping[str, Any], ids: Mapping[str, str]) -> dic
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """One profile record per identify call."""
     key = f"profile:{message.message_id}"
-    values = resolve_message(specs_for(NAME, DEFAULTS, ctx), message).values
+    resolved = resolve_message(specs_for(NAME, DEFAULTS, ctx), message)
+    values = resolved.values
     ids, notes = identifiers(values, customer, ctx, anonymous=False)
     known = profile_id(customer)
     if not ids and not known:
@@ -130,6 +131,7 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
             fields=fields,
             source_ref=message.source_ref,
             event_time=message.timestamp,
+            fallbacks=tuple(resolved.fallbacks_used),
         )
     ]
 
