@@ -298,6 +298,17 @@ def phone_region(text: str) -> str | None:
     return code if code in phonenumbers.SUPPORTED_REGIONS else None
 
 
+def default_region(text: str) -> str:
+    """A `phone_default_region` setting as its ISO code, or a ValueError saying why not."""
+    code = phone_region(text)
+    if code is None:
+        hint = " (the United Kingdom is GB)" if text.strip().upper() == "UK" else ""
+        raise ValueError(
+            f"{text!r} is not an ISO 3166 region phonenumbers knows, e.g. US, GB, DE{hint}"
+        )
+    return code
+
+
 def _e164(arg: str) -> Transform:
     region = phone_region(arg) if arg.strip() else None
     if arg.strip() and region is None:

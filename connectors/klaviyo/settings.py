@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from connectors.base import check_mapping_fields
 from mapping.fields import FieldSpec
 from mapping.settings import StrictModel
-from mapping.transforms import phone_region
+from mapping.transforms import default_region
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -173,13 +173,7 @@ class KlaviyoSettings(StrictModel):
         # would be dropped with a note instead of the config being refused once.
         if region is None or not region.strip():
             return None  # "" is how config.example.toml spells "no default region"
-        code = phone_region(region)
-        if code is None:
-            hint = " (the United Kingdom is GB)" if region.strip().upper() == "UK" else ""
-            raise ValueError(
-                f"{region!r} is not an ISO 3166 region phonenumbers knows, e.g. US, GB, DE{hint}"
-            )
-        return code
+        return default_region(region)
 
     @model_validator(mode="after")
     def _known_actions(self) -> KlaviyoSettings:

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mapping.paths import compile_path
 from mapping.settings import StrictModel
-from mapping.transforms import phone_region
+from mapping.transforms import default_region
 
 BUILTIN_KINDS = (
     "user_id",
@@ -144,15 +144,7 @@ class IdentitySettings(StrictModel):
     @field_validator("phone_default_region")
     @classmethod
     def _known_region(cls, region: str | None) -> str | None:
-        if region is None:
-            return None
-        code = phone_region(region)
-        if code is None:
-            hint = " (the United Kingdom is GB)" if region.strip().upper() == "UK" else ""
-            raise ValueError(
-                f"{region!r} is not an ISO 3166 region phonenumbers knows, e.g. US, GB, DE{hint}"
-            )
-        return code
+        return None if region is None else default_region(region)
 
     @field_validator("email_paths", "phone_paths")
     @classmethod
