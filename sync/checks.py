@@ -5,17 +5,37 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sync.config import Config
-from sync.redact import display_url
+from sync.config import Config, config_secrets
+from sync.redact import display_url, redact_text
 from sync.registry import build_destination, build_source
 from sync.store.state import StateStore
 
 CheckResult = tuple[str, bool, str]
 """(item, ok, detail): detail is a description when ok, else the exact reason."""
 
+CONFIG_ITEMS = frozenset({"schedule"})
+"""Items whose failure is a mistake in the config itself, not something unreachable."""
+
+EXIT_OK, EXIT_CONFIG, EXIT_FATAL = 0, 2, 3
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    """2 if the config itself is wrong, else 3 if anything failed, else 0.
+
+    A config problem wins over a connectivity failure: nothing can work until it is fixed
+    (and `schedule` refuses the same config with 2).
+    """
+    failed = {item for item, ok, _ in results if not ok}
+    if failed & CONFIG_ITEMS:
+        return EXIT_CONFIG
+    return EXIT_FATAL if failed else EXIT_OK
+
 
 async def run_checks(config: Config, *, templates: bool = False) -> list[CheckResult]:
-    """Check the state store, each source and each destination; never raises."""
+    """Check the state store, each source and each destination; never raises.
+
+    Details are redacted (`redact_text`): drivers and ESPs echo URLs and keys in errors.
+    """
     state, store = _check_state(config)
     results: list[CheckResult] = [state]
     try:
@@ -30,7 +50,11 @@ async def run_checks(config: Config, *, templates: bool = False) -> list[CheckRe
         results.extend(await _check_templates(config))
     for problem in _schedule_problems(config):
         results.append(("schedule", False, problem))
-    return results
+    secrets = config_secrets(config)
+    return [
+        (redact_text(item, secrets), ok, redact_text(detail, secrets))
+        for item, ok, detail in results
+    ]
 
 
 def _check_state(config: Config) -> tuple[CheckResult, StateStore | None]:

@@ -8,12 +8,15 @@ Exit codes: 0 completed (rejects are data, reported), 1 unexpected error, 2 conf
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +27,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sync.config import Config, ConfigError, load_config, secret_values
+from sync.config import Config, ConfigError, config_secrets, load_config, state_only
 from sync.engine import FatalRunError, SyncBusy, SyncEngine
-from sync.redact import display_url
+from sync.redact import display_url, redact_text
 from sync.report import RunReport, StoppedRun
 from sync.runtime import exit_on_second_signal, tune_gc
 from sync.store.state import StateStore
@@ -40,8 +43,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
 # Off a terminal (CI logs, pipes) tables get room instead of 80 columns.
+console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 ConfigOption = Annotated[
@@ -63,6 +66,18 @@ OutputOption = Annotated[
 ]
 
 
+LOCAL_COMMANDS = frozenset({"runs", "rejects", "triggers"})
+"""Commands that only read the state store: they load `[state]` alone (`state_only`), so
+an unset `${VAR}` of a destination or a source does not stop them."""
+
+
+@app.callback()
+def _main(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand in LOCAL_COMMANDS:
+        # Also reaches sub-apps that load the config themselves (`triggers …`).
+        ctx.with_resource(state_only())
+
+
 def _load(path: Path) -> Config:
     try:
         return load_config(path)
@@ -73,13 +88,13 @@ def _load(path: Path) -> Config:
 
 def _store(config: Config, *, json_failure: bool = False) -> StateStore:
     try:
-        return StateStore.open(config.state.url)
+        return StateStore.open(config.state.url, secrets=config_secrets(config))
     except Exception as exc:  # the state store is unreachable: fatal
-        where = display_url(config.state.url)
-        console.print(f"[red]state store unreachable[/] ({escape(where)}): " + escape(str(exc)))
+        detail = _public(f"({display_url(config.state.url)}): {exc}", config)
+        console.print("[red]state store unreachable[/] " + escape(detail))
+        reason = f"state store unreachable {detail}"
         if json_failure:
-            reason = f"state store unreachable ({where}): {exc}"
-            _emit_json([StoppedRun(None, "failed", EXIT_FATAL, _public(reason, config)).as_dict()])
+            _emit_json([StoppedRun(None, "failed", EXIT_FATAL, reason).as_dict()])
         raise typer.Exit(EXIT_FATAL) from None
 
 
@@ -91,20 +106,45 @@ class _Stopped(Exception):
         self.stopped = stopped
 
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
-# As for config errors: shorter values are not masked, replacing "1" would garble text.
-_MIN_MASKED = 6
-
-
 def _public(message: str, config: Config) -> str:
-    """An error fit for stdout: no configured secret, URLs without user:password@.
+    """An error fit for a terminal: no configured secret, URLs without user:password@.
 
     Errors come from ESPs, drivers and sources, which may echo a key or a URL they were given.
+    Every error the CLI prints, on stdout or stderr, goes through here (`redact_text`).
     """
-    for secret in sorted(secret_values(config), key=len, reverse=True):
-        if len(secret) >= _MIN_MASKED:
-            message = message.replace(secret, "[secure]")
-    return _URL.sub(lambda match: display_url(match.group(0)), message)
+    return redact_text(message, config_secrets(config))
+
+
+def _public_report(report: RunReport, config: Config) -> RunReport:
+    """`report` with its errors redacted, for printing."""
+    return replace(report, errors=[_public(error, config) for error in report.errors])
+
+
+class _RedactingHandler(logging.Handler):
+    """Log records (tracebacks included) on stderr, redacted as `_public` redacts errors."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(logging.WARNING)
+        self.secrets = config_secrets(config)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(redact_text(self.format(record), self.secrets) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def _redacted_logs(config: Config) -> Iterator[None]:
+    """Warnings and errors logged meanwhile reach stderr redacted (`schedule`, `serve`)."""
+    handler = _RedactingHandler(config)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 def _emit_json(data: Any) -> None:
@@ -149,6 +189,8 @@ def run(
         raise typer.Exit(EXIT_CONFIG)
     store = _store(cfg, json_failure=output == "json")
     sink = dry_run_file.open("w", encoding="utf-8") if dry_run_file else sys.stdout
+    # Requests on stdout are JSON lines for a pipe: the report goes to stderr then.
+    report_out = console if dry_run and dry_run_file is None else out
     engine = SyncEngine(cfg, store, dry_run_out=sink)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -177,16 +219,16 @@ def run(
         store.close()
     if output == "json":
         # Stopped or not, stdout holds one document: a caller parsing it gets the reason.
-        entries = [r.as_dict() for r in reports]
+        entries = [_public_report(r, cfg).as_dict() for r in reports]
         if stopped:
-            entries.append(replace(stopped, error=_public(stopped.error, cfg)).as_dict())
+            entries.append(stopped.as_dict())  # its error is redacted already
         _emit_json(entries)
     elif stopped:
         raise typer.Exit(stopped.exit_code)
     else:
-        out.print(report_table(reports))
+        report_out.print(report_table(reports))
         for report in reports:
-            print_report_details(console, report)
+            print_report_details(console, _public_report(report, cfg))
     raise typer.Exit(stopped.exit_code if stopped else code)
 
 
@@ -214,13 +256,15 @@ def _run_one(
 
             return asyncio.run(engine.run_sync(name, dry_run=dry_run, stop=stop, on_batch=on_batch))
     except SyncBusy as exc:
-        console.print(f"[yellow]busy[/]: {escape(str(exc))}")
-        raise _Stopped(StoppedRun(name, "busy", EXIT_BUSY, str(exc))) from None
+        reason = _public(str(exc), engine.config)
+        console.print(f"[yellow]busy[/]: {escape(reason)}")
+        raise _Stopped(StoppedRun(name, "busy", EXIT_BUSY, reason)) from None
     except FatalRunError as exc:
-        console.print(f"[red]fatal[/]: {escape(str(exc))}")
-        raise _Stopped(StoppedRun(name, "failed", EXIT_FATAL, str(exc))) from None
+        reason = _public(str(exc), engine.config)
+        console.print(f"[red]fatal[/]: {escape(reason)}")
+        raise _Stopped(StoppedRun(name, "failed", EXIT_FATAL, reason)) from None
     except ConfigError as exc:
-        console.print(f"[red]config error[/]: {escape(str(exc))}")
+        console.print(f"[red]config error[/]: {escape(_public(str(exc), engine.config))}")
         raise typer.Exit(EXIT_CONFIG) from None
 
 
@@ -231,17 +275,19 @@ def check(
         bool, typer.Option("--templates", help="Also check ESP templates' variables.")
     ] = False,
 ) -> None:
-    """Validate the config and reach every source and destination it names."""
-    from sync.checks import run_checks
+    """Validate the config and reach every source and destination it names.
+
+    Exits 2 when the config itself is wrong (a cron expression), even if something was
+    also unreachable: nothing can work until it is fixed. Else 3 when something failed.
+    """
+    from sync.checks import exit_code, run_checks
 
     cfg = _load(config)
     results = asyncio.run(run_checks(cfg, templates=templates))
-    failed = False
     for item, ok, detail in results:
-        failed |= not ok
         mark = "[green]ok[/]" if ok else "[red]FAIL[/]"
-        out.print(f"{mark}  {escape(item)}: {escape(detail)}")
-    raise typer.Exit(EXIT_FATAL if failed else 0)
+        out.print(f"{mark}  {escape(item)}: {escape(detail)}")  # redacted by run_checks
+    raise typer.Exit(exit_code(results))
 
 
 @app.command()
@@ -311,15 +357,17 @@ def retry(
         report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
     except (SyncBusy, FatalRunError) as exc:
         busy = isinstance(exc, SyncBusy)
+        reason = _public(str(exc), cfg)
         if busy:
-            console.print(f"[yellow]busy[/]: {escape(str(exc))}; retry once that run has finished")
+            console.print(f"[yellow]busy[/]: {escape(reason)}; retry once that run has finished")
         else:
-            console.print(f"[red]fatal[/]: {escape(str(exc))}")
+            console.print(f"[red]fatal[/]: {escape(reason)}")
         code = EXIT_BUSY if busy else EXIT_FATAL
         if output == "json":  # stdout stays one document, as for `run`
-            stopped = StoppedRun(sync, "busy" if busy else "failed", code, str(exc))
-            _emit_json(replace(stopped, error=_public(stopped.error, cfg)).as_dict())
+            stopped = StoppedRun(sync, "busy" if busy else "failed", code, reason)
+            _emit_json(stopped.as_dict())
         raise typer.Exit(code) from None
+    report = _public_report(report, cfg)
     if output == "json":
         _emit_json(report.as_dict())
     else:
@@ -352,10 +400,15 @@ def schedule(config: ConfigOption = Path("espbridge.toml")) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     exit_on_second_signal()
     console.print(f"scheduling {', '.join(n for n, s in cfg.syncs.items() if s.schedule)}")
-    asyncio.run(
-        run_schedule(SyncEngine(cfg, store), stop, on_report=lambda r: out.print(report_table([r])))
-    )
-    store.close()
+    try:
+        with _redacted_logs(cfg):  # failed runs are logged, with their reasons
+            asyncio.run(
+                run_schedule(
+                    SyncEngine(cfg, store), stop, on_report=lambda r: out.print(report_table([r]))
+                )
+            )
+    finally:
+        store.close()
 
 
 @app.command()
@@ -366,7 +419,10 @@ def sample(
     events: Annotated[int, typer.Option(help="How many events (1k to 10M).")] = 5000,
     seed: int = 42,
     warehouse: Annotated[
-        str | None, typer.Option(help="Also load a DuckDB warehouse at this path.")
+        str | None,
+        typer.Option(
+            help="Also load a DuckDB warehouse: a file path or a duckdb:/// URL.",
+        ),
     ] = None,
     end_now: Annotated[
         bool,
@@ -380,11 +436,12 @@ def sample(
     """Write a deterministic e-commerce dataset in Segment spec (S3 layout and DuckDB)."""
     from connectors.sample import generate
 
+    warehouse_url = _duckdb_url(warehouse) if warehouse else None
     manifest = generate(
         out_dir,
         events=events,
         seed=seed,
-        warehouse_url=f"duckdb:///{warehouse}" if warehouse else None,
+        warehouse_url=warehouse_url,
         end=datetime.now(UTC) if end_now else None,
     )
     where = f"{out_dir / manifest['source_path']}" + (f" and {warehouse}" if warehouse else "")
@@ -394,38 +451,105 @@ def sample(
     out.print("planted: " + ", ".join(f"{k} {v}" for k, v in sorted(manifest["counts"].items())))
 
 
-@app.command()
+def _duckdb_url(warehouse: str) -> str:
+    """`duckdb:///…` for a file path or a DuckDB URL; any other URL is a usage error."""
+    if warehouse.startswith("duckdb:///") and len(warehouse) > len("duckdb:///"):
+        return warehouse
+    if "://" in warehouse or warehouse.startswith("duckdb:"):
+        console.print(
+            f"[red]usage error[/]: --warehouse {escape(display_url(warehouse))}: expected a file "
+            "path or a duckdb:///path URL (the sample warehouse is DuckDB)"
+        )
+        raise typer.Exit(EXIT_CONFIG)
+    return f"duckdb:///{warehouse}"
+
+
+SANDBOX = (sys.executable, "-m", "esp_sandbox")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 def sandbox(
-    port: int = 8787,
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Listen address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8787).")] = None,
     faults: Annotated[
         str | None, typer.Option(help="Fault spec, e.g. 429=0.05,reset_after=0.02")
     ] = None,
-    time_scale: Annotated[float, typer.Option(help="Multiply every rate limit.")] = 1.0,
-    seed: int = 0,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            help="Speed-up of the rate-limit windows: 60 turns each minute window into a "
+            "second (default 1).",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    mailchimp_dc: Annotated[
+        str | None, typer.Option(help="The Mailchimp data center served (default us1).")
+    ] = None,
+    klaviyo_api_key: Annotated[
+        list[str] | None,
+        typer.Option(help="Accept only this Klaviyo key (repeatable); default: any pk_ key."),
+    ] = None,
 ) -> None:
-    """Run the local ESP sandbox (Klaviyo at /api, Mailchimp at /3.0) on 127.0.0.1."""
+    """Run the local ESP sandbox (Klaviyo at /api, Mailchimp at /3.0), by default on 127.0.0.1.
+
+    Other options (e.g. --log-level) go to `python -m esp_sandbox` as given. SIGTERM and
+    Ctrl-C are passed on to the sandbox, which is waited for.
+    """
     # The sandbox is an independent implementation: run it as its own program.
-    args = [
-        sys.executable,
-        "-m",
-        "esp_sandbox",
-        "--port",
-        str(port),
-        "--time-scale",
-        str(time_scale),
-        "--seed",
-        str(seed),
-    ]
-    if faults:
-        args += ["--faults", faults]
-    raise typer.Exit(subprocess.call(args, env=os.environ.copy()))
+    args = list(SANDBOX)
+    for flag, value in (
+        ("--host", host),
+        ("--port", port),
+        ("--faults", faults),
+        ("--time-scale", time_scale),
+        ("--seed", seed),
+        ("--mailchimp-dc", mailchimp_dc),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    for key in klaviyo_api_key or ():
+        args += ["--klaviyo-api-key", key]
+    raise typer.Exit(_run_forwarding_signals(args + list(ctx.args)))
+
+
+def _run_forwarding_signals(args: list[str]) -> int:
+    """Run `args` until it exits, passing SIGTERM and SIGINT on; return its exit status.
+
+    The child gets its own process group, so Ctrl-C on a terminal reaches it once (through
+    us) rather than twice (uvicorn reads a second Ctrl-C as "exit at once").
+    """
+    children: list[subprocess.Popen[bytes]] = []
+    early: list[int] = []  # signals that came before the child existed
+
+    def forward(signum: int, _frame: Any) -> None:
+        if not children:
+            early.append(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    # Installed first: a SIGTERM while the child starts must not leave it behind.
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        children.append(subprocess.Popen(args, env=os.environ.copy(), process_group=0))
+        for signum in early:
+            children[0].send_signal(signum)
+        code = children[0].wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says
 
 
 @app.command()
 def serve(
     config: ConfigOption = Path("espbridge.toml"),
-    host: Annotated[str | None, typer.Option(help="Default: [ingest] host.")] = None,
-    port: Annotated[int | None, typer.Option(help="Default: [ingest] port.")] = None,
+    # `\[` keeps rich from reading `[ingest]` as markup (and printing nothing).
+    host: Annotated[str | None, typer.Option(help="Default: \\[ingest] host.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: \\[ingest] port.")] = None,
 ) -> None:
     """Accept Segment's HTTP API and webhooks, and send in real time.
 
@@ -434,8 +558,15 @@ def serve(
     from sync.ingest.serve import serve as serve_ingest
 
     cfg = _load(config)
+    _store(cfg).close()  # unreachable: say so (redacted) and exit 3, as `run` does
     exit_on_second_signal()  # the first is uvicorn's: it drains requests, then the worker
-    serve_ingest(cfg, host=host, port=port)
+    with _redacted_logs(cfg):
+        try:
+            serve_ingest(cfg, host=host, port=port)
+        except Exception as exc:
+            # Not a bare traceback: drivers put connection URLs in their messages.
+            console.print(escape(_public("".join(traceback.format_exception(exc)), cfg)))
+            raise typer.Exit(1) from None
 
 
 def _mount_triggers() -> None:

@@ -10,8 +10,11 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -32,6 +35,7 @@ from mapping.identity.settings import IdentitySettings
 from mapping.settings import StrictModel
 from mapping.templates import TemplateCheck
 from sync.ingest.settings import InboxSourceSettings, IngestSettings
+from sync.redact import url_secrets
 from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -85,12 +89,8 @@ class SyncSettings(StrictModel):
         return value
 
 
-class Config(BaseSettings):
-    """The whole espbridge config file.
-
-    Any key can be overridden from the environment: `ESPBRIDGE__` + the key path joined
-    by `__`, e.g. `ESPBRIDGE__DESTINATIONS__KLAVIYO__API_KEY` or `ESPBRIDGE__STATE__URL`.
-    """
+class _EnvFirst(BaseSettings):
+    """Settings read from the file, where `ESPBRIDGE__…` environment overrides win."""
 
     model_config = SettingsConfigDict(
         env_prefix="ESPBRIDGE__",
@@ -101,16 +101,6 @@ class Config(BaseSettings):
     )
 
     state: StateSettings = Field(default_factory=StateSettings)
-    sources: dict[str, SourceSettings] = Field(default_factory=dict)
-    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
-    syncs: dict[str, SyncSettings] = Field(default_factory=dict)
-    identity: IdentitySettings = Field(default_factory=IdentitySettings)
-    triggers: list[TriggerSettings] = Field(default_factory=list)
-    trigger_engine: TriggerEngineSettings = Field(default_factory=TriggerEngineSettings)
-    ingest: IngestSettings = Field(default_factory=IngestSettings)
-    templates: list[TemplateCheck] = Field(
-        default_factory=list, description="Templates `espbridge check --templates` inspects."
-    )
 
     @classmethod
     def settings_customise_sources(
@@ -123,6 +113,25 @@ class Config(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment overrides win over the file."""
         return (env_settings, init_settings)
+
+
+class Config(_EnvFirst):
+    """The whole espbridge config file.
+
+    Any key can be overridden from the environment: `ESPBRIDGE__` + the key path joined
+    by `__`, e.g. `ESPBRIDGE__DESTINATIONS__KLAVIYO__API_KEY` or `ESPBRIDGE__STATE__URL`.
+    """
+
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
+    syncs: dict[str, SyncSettings] = Field(default_factory=dict)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    triggers: list[TriggerSettings] = Field(default_factory=list)
+    trigger_engine: TriggerEngineSettings = Field(default_factory=TriggerEngineSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    templates: list[TemplateCheck] = Field(
+        default_factory=list, description="Templates `espbridge check --templates` inspects."
+    )
 
     @model_validator(mode="after")
     def _references_exist(self) -> Config:
@@ -166,6 +175,16 @@ def secret_values(value: Any) -> set[str]:
     if isinstance(value, list | tuple):
         return {secret for item in value for secret in secret_values(item)}
     return set()
+
+
+def config_secrets(config: Config) -> set[str]:
+    """What to mask in messages: `SecretStr` values and passwords written in connection URLs."""
+    found = secret_values(config) | url_secrets(config.state.url)
+    for source in config.sources.values():
+        url = getattr(source, "url", None)
+        if isinstance(url, str):
+            found |= url_secrets(url)
+    return found
 
 
 def _configured(section: dict[str, Any]) -> str:
@@ -315,12 +334,38 @@ def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
     Raises:
         ConfigError: naming `origin`, each bad key path and what was expected.
     """
+    return _validate(Config, data, origin)
+
+
+def parse_state_config(data: dict[str, Any], origin: str = "<config>") -> Config:
+    """Validate only `[state]` (and its `ESPBRIDGE__STATE__…` overrides) of parsed TOML data.
+
+    For commands that read the state store and contact no ESP and no source (`runs`,
+    `rejects`, `triggers …`): an unset `${VAR}` of a destination or a source, or a mistake
+    in a section they never read, does not stop them. The other sections of the config
+    returned keep their defaults (empty).
+
+    Raises:
+        ConfigError: naming `origin`, each bad `state` key path and what was expected.
+    """
+    state = _validate(_StateOnly, {"state": data["state"]} if "state" in data else {}, origin)
+    return Config.model_construct(state=state.state)
+
+
+_SettingsT = TypeVar("_SettingsT", bound=BaseSettings)
+
+
+def _validate(model: type[_SettingsT], data: dict[str, Any], origin: str) -> _SettingsT:
+    """Expand `${VAR}`s in `data` and build `model`; every problem in one `ConfigError`."""
+    # An `${VAR}` whose key an ESPBRIDGE__ variable sets needs no VAR: the override wins.
+    overridden = _overridden_paths()
     missing: dict[str, str] = {}
     # Overrides (`ESPBRIDGE__…`) are read by pydantic-settings: hide their values as well.
     found = _override_values()
     expanded = _expand(data, "", missing, found)
+    missing = {path: name for path, name in missing.items() if path not in overridden}
     try:
-        config = Config(**expanded)
+        config = model(**expanded)
     except ValidationError as exc:
         lines = _env_lines(missing)
         for error in exc.errors(include_url=False, include_input=False):
@@ -338,6 +383,42 @@ def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
     if missing:
         raise ConfigError(f"{origin}: invalid config:\n  " + "\n  ".join(_env_lines(missing)))
     return config
+
+
+class _StateOnly(_EnvFirst):
+    """The `[state]` section alone, with the same environment overrides as `Config`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+
+def _overridden_paths() -> set[str]:
+    """The key paths (`destinations.klaviyo.api_key`) an `ESPBRIDGE__…` variable sets.
+
+    Names are matched in lower case, as pydantic-settings reads them; a variable holding a
+    JSON table sets each key path inside it.
+    """
+    paths: set[str] = set()
+    for name, raw in os.environ.items():
+        if not name.upper().startswith("ESPBRIDGE__"):
+            continue
+        base = ".".join(name[len("ESPBRIDGE__") :].lower().split("__"))
+        try:
+            parsed: Any = json.loads(raw)
+        except ValueError:
+            parsed = None
+        paths |= {".".join(filter(None, (base, inner))) for inner in _key_paths(parsed)}
+    return paths
+
+
+def _key_paths(value: Any) -> list[str]:
+    """The dotted key paths of the leaves of a JSON value ("" for a leaf itself)."""
+    if not isinstance(value, dict) or not value:
+        return [""]
+    return [
+        ".".join(filter(None, (str(key), inner)))
+        for key, item in value.items()
+        for inner in _key_paths(item)
+    ]
 
 
 def _override_values() -> dict[str, str]:
@@ -373,8 +454,30 @@ def _settings_error(exc: SettingsError) -> str:
     return f"{name} or a {name}__… variable: not valid JSON (lists and tables are written as JSON)"
 
 
-def load_config(path: str | Path) -> Config:
+_STATE_ONLY: ContextVar[bool] = ContextVar("espbridge_state_only", default=False)
+
+
+@contextmanager
+def state_only() -> Iterator[None]:
+    """Within it, `load_config` validates only `[state]` (see `parse_state_config`).
+
+    `espbridge` enters it for the commands that only read the state store, including
+    those of sub-apps that call `load_config` themselves (`triggers …`).
+    """
+    token = _STATE_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _STATE_ONLY.reset(token)
+
+
+def load_config(path: str | Path, *, only_state: bool | None = None) -> Config:
     """Read and validate a TOML config file.
+
+    Args:
+        path: The TOML file.
+        only_state: Validate only `[state]` (`parse_state_config`); default: whether
+            inside `state_only()`.
 
     Raises:
         ConfigError: for a missing file, bad TOML, or invalid keys.
@@ -386,4 +489,6 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{file}: no such config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    if _STATE_ONLY.get() if only_state is None else only_state:
+        return parse_state_config(data, str(file))
     return parse_config(data, str(file))

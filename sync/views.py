@@ -12,8 +12,15 @@ from sync.report import RunReport
 
 
 def report_table(reports: Iterable[RunReport]) -> Table:
-    """One row per sync: read, valid, sent, already sent, rejected, duration."""
-    table = Table(title="espbridge run", show_lines=False)
+    """One row per sync: read, valid, sent, already sent, rejected, duration.
+
+    For dry runs the title says nothing was sent and the sent column reads "would send".
+    """
+    reports = list(reports)
+    # A dry run sends nothing: what a run would have had acknowledged must not read as sent.
+    dry = any(report.dry_run for report in reports)
+    title = "espbridge run (dry run: nothing sent)" if dry else "espbridge run"
+    table = Table(title=title, show_lines=False)
     for column in (
         "sync",
         "status",
@@ -21,7 +28,7 @@ def report_table(reports: Iterable[RunReport]) -> Table:
         "valid",
         "bad input",
         "destination",
-        "acknowledged",
+        "would send" if dry else "acknowledged",
         "already sent",
         "rejected",
         "suppressed",

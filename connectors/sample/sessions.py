@@ -29,11 +29,24 @@ RANDOM_FIRST_CUSTOMER = 100
 """Customers below this index are reserved for the planted stories."""
 
 
+KINDS = (
+    "abandoned_carts",
+    "anonymous_then_identified",
+    "duplicates",
+    "junk_identifiers",
+    "late",
+    "malformed",
+    "orders",
+    "repeat_product_views",
+)
+"""Every kind of fact a `Ledger` counts: the manifest lists each, 0 when none was drawn."""
+
+
 @dataclass
 class Ledger:
-    """What was planted: counts, and lists capped at `LIST_CAP` entries."""
+    """What was planted: counts (every kind in `KINDS`, from 0), and lists capped at `LIST_CAP`."""
 
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     lists: dict[str, list[Any]] = field(default_factory=dict)
 
     def note(self, kind: str, entry: Any = None) -> None:

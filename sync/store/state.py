@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from connectors.base import Bookmark, Outcome, OutcomeStatus
 from mapping.types import RejectedRow
-from sync.redact import redact
+from sync.redact import redact, redact_text, url_secrets
 from sync.store import schema
 from sync.store.migrations import migrate
 
@@ -86,15 +86,25 @@ class BatchCommit:
 class StateStore:
     """The one writer of espbridge's state (only `sync` uses it)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, secrets: Iterable[str] = ()) -> None:
         self.engine = engine
+        # Run errors come from drivers, ESPs and sources, which may echo a URL or a key:
+        # they are redacted here, whoever writes them (`redact_text`).
+        self.secrets = frozenset(secrets) | url_secrets(
+            engine.url.render_as_string(hide_password=False)
+        )
 
     @classmethod
-    def open(cls, url: str) -> StateStore:
-        """Connect, and create or upgrade the schema."""
+    def open(cls, url: str, *, secrets: Iterable[str] = ()) -> StateStore:
+        """Connect, and create or upgrade the schema.
+
+        Args:
+            url: SQLAlchemy URL of the store.
+            secrets: Configured secret values, masked as `[secure]` in stored run errors.
+        """
         engine = create_engine(url)
         migrate(engine)
-        return cls(engine)
+        return cls(engine, secrets=secrets)
 
     def close(self) -> None:
         """Dispose of pooled connections."""
@@ -266,7 +276,11 @@ class StateStore:
         errors: Sequence[str] = (),
         counts: Mapping[str, int] | None = None,
     ) -> None:
-        """Close a run record with its final status, API call counts and errors."""
+        """Close a run record with its final status, API call counts and errors.
+
+        Errors are stored redacted (`sync.redact.redact_text`): no URL password, no secret
+        query value, no configured secret.
+        """
         with self.engine.begin() as conn:
             if counts:
                 self._add_counts(conn, run_id, counts)
@@ -277,7 +291,7 @@ class StateStore:
                     ended_at=_now(),
                     status=status,
                     api_calls=dict(api_calls or {}),
-                    errors=list(errors),
+                    errors=[redact_text(str(error), self.secrets) for error in errors],
                 )
             )
 
