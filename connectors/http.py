@@ -133,13 +133,16 @@ class RetryPolicy:
     def wait(self, state: RetryCallState) -> float:
         """Seconds to wait before the next attempt.
 
-        A `Retry-After` longer than the backoff is honoured (up to `max_delay`); a shorter
-        one (`0`, a date already past) is not, or a throttled ESP would see every
-        attempt spent within milliseconds.
+        A `Retry-After` of at least `initial` is honoured as given (up to `max_delay`):
+        waiting longer than the ESP asked would only slow a throttled sync down. A
+        shorter one (`0`, a date already past) gets the backoff instead, or a throttled
+        ESP would see every attempt spent within milliseconds.
         """
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return min(max(exc.retry_after, self.floor(state.attempt_number)), self.max_delay)
+            asked = exc.retry_after
+            wait = asked if asked >= self.initial else self.floor(state.attempt_number)
+            return min(wait, self.max_delay)
         backoff = wait_exponential_jitter(
             initial=self.initial, max=self.max_delay, jitter=self.jitter
         )

@@ -40,6 +40,13 @@ def test_a_long_retry_after_is_honoured_up_to_the_cap() -> None:
     assert policy.wait(_state(1, RateLimited("429", 3600.0))) == 30.0
 
 
+def test_a_retry_after_is_not_stretched_on_later_attempts() -> None:
+    # Klaviyo's `Retry-After: 1` on a fourth 429 in a row means one second, not the
+    # backoff's four: waiting longer only slowed a throttled sync (bench ratio 0.92-0.95).
+    policy = RetryPolicy(initial=0.5, max_delay=30.0)
+    assert [policy.wait(_state(n, RateLimited("429", 1.0))) for n in range(1, 6)] == [1.0] * 5
+
+
 async def test_a_throttled_klaviyo_saying_retry_after_0_does_not_burn_the_attempts() -> None:
     def answer(request: httpx.Request, body: Any) -> httpx.Response:
         return httpx.Response(429, headers={"Retry-After": "0"})
