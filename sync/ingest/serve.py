@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from sync.config import Config, load_config
+from sync.config import Config, config_secrets, load_config
 from sync.ingest.app import create_app
 from sync.ingest.metrics import IngestMetrics
 from sync.ingest.settings import InboxSourceSettings, IngestSettings
@@ -107,7 +107,7 @@ def serve(
     # The worker thread is CPU-bound between I/O; a shorter switch interval lets the API
     # thread answer between its steps instead of waiting 5 ms for the GIL each time.
     sys.setswitchinterval(0.0005)
-    store = StateStore.open(cfg.state.url)
+    store = StateStore.open(cfg.state.url, secrets=config_secrets(cfg))
     app, _worker = build(cfg, store, settings=settings, transports=transports)
     try:
         uvicorn.run(

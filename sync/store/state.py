@@ -207,8 +207,8 @@ class StateStore:
             if batch.counts:
                 self._add_counts(conn, batch.run_id, batch.counts)
 
-    @staticmethod
-    def _reject_row(batch: BatchCommit, r: RejectedRow, now: datetime) -> dict[str, Any]:
+    def _reject_row(self, batch: BatchCommit, r: RejectedRow, now: datetime) -> dict[str, Any]:
+        # An ESP's or a driver's reason may echo a key or a connection URL it was given.
         return {
             "run_id": batch.run_id,
             "sync": batch.sync,
@@ -217,7 +217,7 @@ class StateStore:
             "source_ref": r.source_ref[:1000],
             "key": r.key,
             "field": r.field,
-            "reason": r.reason,
+            "reason": redact_text(r.reason, self.secrets),
             "payload": redact(dict(r.payload)),
             "created_at": now,
             "retried_at": None,

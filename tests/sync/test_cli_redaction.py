@@ -104,6 +104,24 @@ def test_the_store_redacts_every_writer(tmp_path: Path) -> None:
     ]
 
 
+def test_the_rejects_ledger_keeps_no_secret_an_esp_echoed(tmp_path: Path) -> None:
+    # The guide: secrets never reach the rejects ledger. A reason is an ESP's or a
+    # driver's text, which may echo the key or a connection URL it was given.
+    from mapping.types import RejectedRow
+    from sync.store.state import BatchCommit
+
+    store = StateStore.open(f"sqlite:///{tmp_path}/state.db", secrets=[KEY])
+    try:
+        run_id = store.start_run("main")
+        reason = f"400: key {KEY} may not send to postgresql://u:s3cretpw@db/x; see https://x.io/a"
+        reject = RejectedRow("f.jsonl:1", "email", reason, "destination", {}, "esp")
+        store.commit_batch(BatchCommit(run_id, "main", "events", None, [], [reject]))
+        [row] = store.rejects(sync="main")
+    finally:
+        store.close()
+    assert row["reason"] == "400: key [secure] may not send to db/x; see https://x.io/a"
+
+
 def test_redact_text_keeps_ordinary_text() -> None:
     text = "read 10 rows from https://example.com/x?page=2 (key=value, short=12345)"
     assert redact_text(text, ["12345"]) == text  # no credential, and a short "secret"
