@@ -143,15 +143,7 @@ def test_splitting_in_event_time_order_gives_the_same_customers(
     batch: list[Message], data: st.DataObject
 ) -> None:
     """With limits, event time decides: consecutive runs over time-ordered input agree."""
-    ordered = sorted(batch, key=lambda m: (m.timestamp, m.message_id))
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(ordered)), max_size=3)))
-    runs, start = [], 0
-    for cut in [*cuts, len(ordered)]:
-        runs.append(data.draw(st.permutations(ordered[start:cut])))
-        start = cut
-    assert_same_customers(
-        run_all(runs, DEFAULT), run_all([data.draw(st.permutations(batch))], DEFAULT)
-    )
+    _split_in_event_time(batch, data, DEFAULT)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -160,12 +152,18 @@ def test_user_id_aliases_split_in_event_time_order_give_the_same_customers(
     batch: list[Message], data: st.DataObject
 ) -> None:
     """Aliases between user ids rename customers: a split run finds the former ids."""
+    _split_in_event_time(batch, data, RENAMES)
+
+
+def _split_in_event_time(
+    batch: list[Message], data: st.DataObject, rules: IdentitySettings
+) -> None:
+    """Runs cut at drawn points of the time-ordered batch (each run shuffled) find the
+    same customers as one run of the whole batch in any order."""
     ordered = sorted(batch, key=lambda m: (m.timestamp, m.message_id))
     cuts = sorted(data.draw(st.lists(st.integers(0, len(ordered)), max_size=3)))
     runs, start = [], 0
     for cut in [*cuts, len(ordered)]:
         runs.append(data.draw(st.permutations(ordered[start:cut])))
         start = cut
-    assert_same_customers(
-        run_all(runs, RENAMES), run_all([data.draw(st.permutations(batch))], RENAMES)
-    )
+    assert_same_customers(run_all(runs, rules), run_all([data.draw(st.permutations(batch))], rules))
