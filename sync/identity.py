@@ -38,7 +38,6 @@ from mapping.types import Message
 from sync.store.identity import (
     follow,
     identifiers_of,
-    identity_identifiers,
     load_components,
     lock_graph,
     stored_conflicts,
@@ -129,8 +128,6 @@ class IdentityResolver:
             result.merges = write_changes(
                 self.store, conn, graph, persist=persist, cache=cache, build=customers.changed
             )
-            if persist:
-                _forget_retired(conn, graph)
             result.customers = customers.of(ordered, spots, result.unresolved)
             if persist:
                 base.use(customers.used)
@@ -211,7 +208,6 @@ class IdentityResolver:
                 anchor = min(comp.identifiers, key=lambda i: (graph.ranking.get(i[0], 99), i[1]))
                 graph.learn(anchor, learned, when)
                 write_changes(self.store, conn, graph, cache=self._cache)
-                _forget_retired(conn, graph)
         return list(graph.conflicts)
 
     async def enrich(
@@ -284,19 +280,6 @@ class IdentityResolver:
     def conflicts(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """Stored conflicts, newest first (for `espbridge` reports)."""
         return stored_conflicts(self.store.engine, limit=limit)
-
-
-def _forget_retired(conn: sa.Connection, graph: IdentityGraph) -> None:
-    """Delete the rows of user ids an alias renamed: the customer holds them as former.
-
-    `write_changes` only adds and updates rows; the graph already dropped these from
-    the known map (the cache's), so the cache matches the store once this commits.
-    """
-    t = identity_identifiers
-    by_value = sorted(value for _kind, value in graph.retired)
-    for start in range(0, len(by_value), 1000):
-        chunk = by_value[start : start + 1000]
-        conn.execute(sa.delete(t).where(t.c.kind == "user_id", t.c.value.in_(chunk)))
 
 
 def in_event_order(messages: Sequence[Message]) -> list[Message]:

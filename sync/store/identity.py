@@ -336,6 +336,7 @@ def write_changes(
         retime_rows.append((held[1], held[2], ident[0], ident[1]))
     _retime_identifiers(conn, retime_rows)
     _upsert_identifiers(store, conn, ident_rows)
+    _delete_retired(conn, graph.retired)
     _upsert_customers(store, conn, customer_rows, now)
     if merges or renamed:
         _record_merges(store, conn, {**renamed, **merges}, now)
@@ -344,6 +345,17 @@ def write_changes(
 
 
 _IDENTIFIER_COLUMNS = ("kind", "value", "customer_id", "first_seen_us", "last_seen_us")
+
+
+def _delete_retired(conn: sa.Connection, retired: Iterable[Identifier]) -> None:
+    """Delete the rows of user ids an alias renamed: the customer holds them as former.
+
+    The graph already dropped them from the known map (the cache's), so the cache matches
+    the store once this commits.
+    """
+    t = identity_identifiers
+    for part in _chunks(sorted(value for _kind, value in retired)):
+        conn.execute(sa.delete(t).where(t.c.kind == "user_id", t.c.value.in_(part)))
 
 
 def _retime_identifiers(conn: sa.Connection, rows: list[tuple[int, int, str, str]]) -> None:
