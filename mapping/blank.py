@@ -17,8 +17,8 @@ INVISIBLE = (
 )
 """Format characters that print as nothing: soft hyphen, zero-width space and joiners,
 word joiner, direction marks, the byte-order mark. `str.strip()` and `str.isspace()`
-do not see them, so `"\\u200b"` would go out as a first name ("Hi \\u200b,"). The same
-list as `mapping.identity.values.INVISIBLE`, which trims them from identifiers."""
+do not see them, so `"\\u200b"` would go out as a first name ("Hi \\u200b,"). Identity
+trims them from identifiers too (`mapping.identity.values.BLANK`)."""
 
 BLANK_CHARS = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + INVISIBLE
 """Characters that show nothing: Unicode white space (tab, NBSP, ideographic space, …)

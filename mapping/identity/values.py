@@ -12,21 +12,18 @@ from __future__ import annotations
 import math
 import re
 
+from mapping.blank import BLANK_CHARS, INVISIBLE
+
 MAX_VALUE_LENGTH = 500
 """Longest identifier value (the store's `value` column holds 512 characters). A longer
 value (a serialized object, a token) is not an identifier: it is ignored, never cut,
 since two long values cut to the same prefix would merge two people."""
 
-INVISIBLE = (
-    "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
-)
-"""Format characters that print as nothing (soft hyphen, zero-width space and joiners,
-direction marks, the byte-order mark). Pasted along with a value, they make `null` look
-like an id and one address look like two; `str.strip()` keeps them."""
-
-BLANK = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + INVISIBLE
-"""What is trimmed from both ends of every value: Unicode white space and `INVISIBLE`."""
+BLANK = BLANK_CHARS
+"""What is trimmed from both ends of every value: Unicode white space and the invisible
+format characters (`mapping.blank.INVISIBLE`: zero-width spaces, direction marks, the
+byte-order mark), which, pasted along with a value, make `null` look like an id and one
+address look like two. The same characters a field value made only of counts as blank."""
 
 WRAPPERS = "\"'`()<>[]{}#"
 """Marks around a placeholder (`(null)`, `<nil>`, `#N/A`, `"null"`, `[object Object]`):
