@@ -35,7 +35,7 @@ from mapping.identity.settings import IdentitySettings
 from mapping.settings import StrictModel
 from mapping.templates import TemplateCheck
 from sync.ingest.settings import InboxSourceSettings, IngestSettings
-from sync.redact import url_secrets
+from sync.redact import MIN_MASKED, url_secrets
 from sync.triggers.settings import TriggerEngineSettings, TriggerSettings, validate_triggers
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -229,15 +229,11 @@ def _expand(
             return match.group(0)
         if value is None:
             return str(default)
-        if found is not None and len(value) >= _MIN_HIDDEN:
+        if found is not None and len(value) >= MIN_MASKED:
             found[value] = name
         return value
 
     return _ENV_REF.sub(substitute, value)
-
-
-# Shorter environment values are not hidden: replacing "1" or "us" would garble messages.
-_MIN_HIDDEN = 6
 
 
 def _hide_env_values(line: str, found: dict[str, str]) -> str:
@@ -398,14 +394,8 @@ def _overridden_paths() -> set[str]:
     JSON table sets each key path inside it.
     """
     paths: set[str] = set()
-    for name, raw in os.environ.items():
-        if not name.upper().startswith("ESPBRIDGE__"):
-            continue
+    for name, _raw, parsed in _overrides():
         base = ".".join(name[len("ESPBRIDGE__") :].lower().split("__"))
-        try:
-            parsed: Any = json.loads(raw)
-        except ValueError:
-            parsed = None
         paths |= {".".join(filter(None, (base, inner))) for inner in _key_paths(parsed)}
     return paths
 
@@ -424,6 +414,15 @@ def _key_paths(value: Any) -> list[str]:
 def _override_values() -> dict[str, str]:
     """Each `ESPBRIDGE__…` value, and each string inside one written as JSON (value → name)."""
     found: dict[str, str] = {}
+    for name, raw, parsed in _overrides():
+        for value in [raw, *_strings(parsed)]:
+            if len(value) >= MIN_MASKED:
+                found[value] = name
+    return found
+
+
+def _overrides() -> Iterator[tuple[str, str, Any]]:
+    """Each `ESPBRIDGE__…` variable: (name, raw value, its JSON or None when not JSON)."""
     for name, raw in os.environ.items():
         if not name.upper().startswith("ESPBRIDGE__"):
             continue
@@ -431,10 +430,7 @@ def _override_values() -> dict[str, str]:
             parsed: Any = json.loads(raw)
         except ValueError:
             parsed = None
-        for value in [raw, *_strings(parsed)]:
-            if len(value) >= _MIN_HIDDEN:
-                found[value] = name
-    return found
+        yield name, raw, parsed
 
 
 def _strings(value: Any) -> list[str]:
