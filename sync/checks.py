@@ -8,6 +8,7 @@ from typing import Any
 from sync.config import Config, config_secrets
 from sync.redact import display_url, redact_text
 from sync.registry import build_destination, build_source
+from sync.report import EXIT_CONFIG, EXIT_FATAL, EXIT_OK
 from sync.store.state import StateStore
 
 CheckResult = tuple[str, bool, str]
@@ -15,8 +16,6 @@ CheckResult = tuple[str, bool, str]
 
 CONFIG_ITEMS = frozenset({"schedule"})
 """Items whose failure is a mistake in the config itself, not something unreachable."""
-
-EXIT_OK, EXIT_CONFIG, EXIT_FATAL = 0, 2, 3
 
 
 def exit_code(results: list[CheckResult]) -> int:

@@ -30,12 +30,17 @@ from rich.markup import escape
 from sync.config import Config, ConfigError, config_secrets, load_config, state_only
 from sync.engine import FatalRunError, SyncBusy, SyncEngine
 from sync.redact import display_url, redact_text
-from sync.report import RunReport, StoppedRun
+from sync.report import (
+    EXIT_BUSY,
+    EXIT_CONFIG,
+    EXIT_FATAL,
+    EXIT_REJECTS,
+    RunReport,
+    StoppedRun,
+)
 from sync.runtime import exit_on_second_signal, tune_gc
 from sync.store.state import StateStore
 from sync.views import print_report_details, report_table, rows_table
-
-EXIT_CONFIG, EXIT_FATAL, EXIT_REJECTS, EXIT_BUSY = 2, 3, 4, 5
 
 app = typer.Typer(
     name="espbridge",
@@ -104,6 +109,18 @@ class _Stopped(Exception):
     def __init__(self, stopped: StoppedRun) -> None:
         super().__init__(stopped.error)
         self.stopped = stopped
+
+
+def _stopped(
+    sync: str, exc: SyncBusy | FatalRunError, config: Config, *, busy_hint: str = ""
+) -> StoppedRun:
+    """Print why a sync's run stopped the command (redacted); what `-o json` lists."""
+    reason = _public(str(exc), config)
+    if isinstance(exc, SyncBusy):
+        console.print(f"[yellow]busy[/]: {escape(reason)}{busy_hint}")
+        return StoppedRun(sync, "busy", EXIT_BUSY, reason)
+    console.print(f"[red]fatal[/]: {escape(reason)}")
+    return StoppedRun(sync, "failed", EXIT_FATAL, reason)
 
 
 def _public(message: str, config: Config) -> str:
@@ -255,14 +272,8 @@ def _run_one(
                 )
 
             return asyncio.run(engine.run_sync(name, dry_run=dry_run, stop=stop, on_batch=on_batch))
-    except SyncBusy as exc:
-        reason = _public(str(exc), engine.config)
-        console.print(f"[yellow]busy[/]: {escape(reason)}")
-        raise _Stopped(StoppedRun(name, "busy", EXIT_BUSY, reason)) from None
-    except FatalRunError as exc:
-        reason = _public(str(exc), engine.config)
-        console.print(f"[red]fatal[/]: {escape(reason)}")
-        raise _Stopped(StoppedRun(name, "failed", EXIT_FATAL, reason)) from None
+    except (SyncBusy, FatalRunError) as exc:
+        raise _Stopped(_stopped(name, exc, engine.config)) from None
     except ConfigError as exc:
         console.print(f"[red]config error[/]: {escape(_public(str(exc), engine.config))}")
         raise typer.Exit(EXIT_CONFIG) from None
@@ -356,17 +367,10 @@ def retry(
     try:
         report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
     except (SyncBusy, FatalRunError) as exc:
-        busy = isinstance(exc, SyncBusy)
-        reason = _public(str(exc), cfg)
-        if busy:
-            console.print(f"[yellow]busy[/]: {escape(reason)}; retry once that run has finished")
-        else:
-            console.print(f"[red]fatal[/]: {escape(reason)}")
-        code = EXIT_BUSY if busy else EXIT_FATAL
+        stopped = _stopped(sync, exc, cfg, busy_hint="; retry once that run has finished")
         if output == "json":  # stdout stays one document, as for `run`
-            stopped = StoppedRun(sync, "busy" if busy else "failed", code, reason)
             _emit_json(stopped.as_dict())
-        raise typer.Exit(code) from None
+        raise typer.Exit(stopped.exit_code) from None
     report = _public_report(report, cfg)
     if output == "json":
         _emit_json(report.as_dict())

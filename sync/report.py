@@ -66,6 +66,11 @@ class RunReport:
         }
 
 
+EXIT_OK, EXIT_CONFIG, EXIT_FATAL, EXIT_REJECTS, EXIT_BUSY = 0, 2, 3, 4, 5
+"""`espbridge`'s exit codes (README, Command line): completed, config error, fatal
+connectivity or auth error, rejects above the threshold, the sync is running elsewhere."""
+
+
 @dataclass(slots=True, frozen=True)
 class StoppedRun:
     """A sync whose run stopped `espbridge run` before it completed.
