@@ -27,7 +27,6 @@ from sync.ingest.metrics import IngestMetrics
 from sync.ingest.settings import IngestSettings
 from sync.ingest.source import inbox_id
 from sync.store.inbox import inbox
-from sync.store.schema import runs
 from sync.store.state import StateStore, as_utc
 
 log = logging.getLogger("espbridge.ingest")
@@ -239,8 +238,7 @@ class InboxWorker:
         if idle(report):
             # Its record would say nothing: every few seconds of quiet would push the
             # runs that did something out of `espbridge runs`.
-            with self.store.engine.begin() as conn:
-                conn.execute(sa.delete(runs).where(runs.c.id == report.run_id))
+            self.store.discard_run(report.run_id)
         return bool(report.counts.get("read", 0))
 
     # state ------------------------------------------------------------------------------

@@ -267,6 +267,11 @@ class StateStore:
             )
         return int(result.rowcount)
 
+    def discard_run(self, run_id: int) -> None:
+        """Delete a run record that says nothing (an idle tick of `serve`'s worker)."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(schema.runs).where(schema.runs.c.id == run_id))
+
     def finish_run(
         self,
         run_id: int,
