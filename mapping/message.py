@@ -12,9 +12,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from mapping.blank import BLANK_STARTS, is_blank_text
 from mapping.types import MESSAGE_TYPES, Message
 
 _EMPTY: Mapping[str, Any] = {}
+
+BLANK_MESSAGE_ID = "blank: only white space or invisible characters"
+"""Why a messageId such as `"   "` is refused (ingest and every source say the same)."""
 
 
 class MessageError(ValueError):
@@ -110,7 +114,11 @@ def parse_message(raw: object, source_ref: str) -> Message:
         raise MessageError("type", f"must be one of {sorted(MESSAGE_TYPES)}, got {kind!r}")
     message_id = raw.get("messageId")
     if not isinstance(message_id, str) or not message_id:
-        raise MessageError("messageId", "missing" if message_id is None else "must be a string")
+        missing = message_id is None or message_id == ""
+        raise MessageError("messageId", "missing" if missing else "must be a string")
+    if message_id[0] in BLANK_STARTS and is_blank_text(message_id):
+        # It would be the dedup key of every other blank one: they would pass as duplicates.
+        raise MessageError("messageId", BLANK_MESSAGE_ID)
     if "\x00" in message_id:  # PostgreSQL text cannot hold it: the ledger write would fail
         raise MessageError("messageId", "contains a NUL character")
     stamp = raw.get("timestamp") or raw.get("originalTimestamp")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +28,8 @@ from connectors.klaviyo.sink import (
 )
 
 FINISHED = frozenset({"complete", "cancelled"})
+DUPLICATE = "duplicate_profile"
+"""Klaviyo's code for an identifier that belongs to another profile."""
 
 
 def identity(record: Record) -> Hashable:
@@ -37,12 +39,22 @@ def identity(record: Record) -> Hashable:
     return tuple(attributes.get(k) for k in ("email", "phone_number", "external_id"))
 
 
-class ImportJobs:
-    """Runs bulk profile import jobs: create, poll, read import-errors."""
+Resend = Callable[[list[Record]], Awaitable[list[Outcome]]]
 
-    def __init__(self, client: KlaviyoClient) -> None:
+
+class ImportJobs:
+    """Runs bulk profile import jobs: create, poll, read import-errors.
+
+    Args:
+        client: The Klaviyo client.
+        resend: Sends records one by one; rows a job refused because an identifier
+            belongs to another profile go through it instead of being rejected.
+    """
+
+    def __init__(self, client: KlaviyoClient, resend: Resend | None = None) -> None:
         self.client = client
         self.batch = client.settings.batch
+        self.resend = resend
 
     async def outcomes(self, response: httpx.Response, records: Sequence[Record]) -> list[Outcome]:
         """Poll the job a 202 created and turn its import-errors into rejects."""
@@ -59,14 +71,32 @@ class ImportJobs:
             # Klaviyo counted failures it does not let us pin on a row: any record not
             # named may be one, so none of them may pass as delivered (a silent loss).
             reason = _unattributed_reason(str(job["id"]), failed, unattributed)
-            return [
+            outcomes = [
                 rejected(r, rows[i].detail, rows[i].field) if i in rows else rejected(r, reason)
                 for i, r in enumerate(records)
             ]
-        return [
-            rejected(r, rows[i].detail, rows[i].field) if i in rows else acknowledged(r)
-            for i, r in enumerate(records)
-        ]
+        else:
+            outcomes = [
+                rejected(r, rows[i].detail, rows[i].field) if i in rows else acknowledged(r)
+                for i, r in enumerate(records)
+            ]
+        return await self._resend_duplicates(outcomes, errors, records)
+
+    async def _resend_duplicates(
+        self, outcomes: list[Outcome], errors: list[dict[str, Any]], records: Sequence[Record]
+    ) -> list[Outcome]:
+        """Rows refused as `duplicate_profile` (an identifier of theirs belongs to another
+        profile, e.g. an alias's new user id) go again one by one: a single upsert settles
+        the conflict by updating a profile, as it does when it is sent alone."""
+        duplicates = [e for e in errors if (e.get("attributes") or {}).get("code") == DUPLICATE]
+        if self.resend is None or not duplicates:
+            return outcomes
+        found = upsert_profile.rows_from_import_errors(duplicates, records)
+        indexes = sorted({row.index for row in found})
+        again = await self.resend([records[i] for i in indexes]) if indexes else []
+        for index, outcome in zip(indexes, again, strict=True):
+            outcomes[index] = outcome
+        return outcomes
 
     async def _wait(self, job_id: str, job: dict[str, Any]) -> dict[str, Any]:
         timeout = self.batch.job_timeout_seconds
@@ -158,7 +188,7 @@ class ProfileSink(Sink):
 
     def __init__(self, client: KlaviyoClient) -> None:
         super().__init__(client, client.settings.batch.profiles_per_job)
-        self.jobs = ImportJobs(client)
+        self.jobs = ImportJobs(client, resend=self._singles)
 
     async def process_batch(self, records: list[Record]) -> list[Outcome]:
         """Send in rounds with one record per person, so later traits win."""
@@ -188,6 +218,13 @@ class ProfileSink(Sink):
             known = upsert_profile.duplicate_profile_id(exc.body) if exc.status == 409 else None
             if known is None:
                 return rejected(record, exc.detail, field_of(exc.pointer))
+            ours = record.fields.get("profile_id")
+            if ours and ours != known:
+                # The request named the customer's own profile (its id learned from
+                # Klaviyo) and another holds one of its new identifiers, e.g. an alias's
+                # new user id seen first on another device: the traits go to ours, not to
+                # the other (whose id would then be a second one for this customer).
+                return await self._split(record, ours, known)
             return await self._update(record, known)
         return acknowledged(record, **_learned(response))
 
@@ -201,13 +238,16 @@ class ProfileSink(Sink):
             other = upsert_profile.duplicate_profile_id(exc.body) if exc.status == 409 else None
             if other is None or not identifiers:
                 return rejected(record, exc.detail, field_of(exc.pointer))
-            # The identifiers are split over two Klaviyo profiles: update the one Klaviyo
-            # named with everything but the identifiers, and say so (no duplicate).
-            outcome = await self._update(record, known, identifiers=False)
-            note = f"identifiers left unchanged: they also belong to Klaviyo profile {other}"
-            reason = f"{outcome.reason}; {note}" if outcome.reason else note
-            return dataclasses.replace(outcome, reason=reason)
+            return await self._split(record, known, other)
         return acknowledged(record, klaviyo_profile_id=known)
+
+    async def _split(self, record: Record, target: str, other: str) -> Outcome:
+        """The identifiers are split over two Klaviyo profiles: update `target` with
+        everything but the identifiers, and say so (no duplicate is created)."""
+        outcome = await self._update(record, target, identifiers=False)
+        note = f"identifiers left unchanged: they also belong to Klaviyo profile {other}"
+        reason = f"{outcome.reason}; {note}" if outcome.reason else note
+        return dataclasses.replace(outcome, reason=reason)
 
     async def _bulk(self, records: list[Record]) -> list[Outcome]:
         parts = chunk_records(records, upsert_profile)

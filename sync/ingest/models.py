@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.json_schema import models_json_schema
 
-_ID = Field(min_length=1, max_length=100, description="Unique per message; deduplicates.")
+_ID = Field(
+    min_length=1, max_length=100, pattern=r"\S", description="Unique per message; deduplicates."
+)
 
 
 class _Common(BaseModel):

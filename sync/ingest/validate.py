@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from mapping.message import MessageError, parse_message, parse_timestamp
+from mapping.blank import is_blank_text
+from mapping.message import BLANK_MESSAGE_ID, MessageError, parse_message, parse_timestamp
 from sync.redact import redact
 from sync.store.inbox import MESSAGE_ID_MAX
 
@@ -90,13 +91,18 @@ def _out_of_range(message: dict[str, Any]) -> str:
     return "timestamp"
 
 
+_NEEDED = "every message needs a messageId (Segment libraries set one)"
+
+
 def _message_id(message: dict[str, Any]) -> tuple[str | None, str | None]:
     """The messageId, or None and the reason it is unusable."""
     value = message.get("messageId")
     if value is None or value == "":
-        return None, "missing: every message needs a messageId (Segment libraries set one)"
+        return None, f"missing: {_NEEDED}"
     if not isinstance(value, str):
         return None, "must be a string"
+    if is_blank_text(value):  # not a usable id: every blank one would dedupe the next
+        return None, f"{BLANK_MESSAGE_ID}: {_NEEDED}"
     if len(value) > MESSAGE_ID_MAX:
         return None, f"longer than {MESSAGE_ID_MAX} characters"
     if "\x00" in value:  # PostgreSQL text cannot hold it, not even in the rejects ledger

@@ -15,8 +15,10 @@ from typing import Any, cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mapping.blank import is_blank_text
 from mapping.message import (
     _EMPTY,
+    BLANK_MESSAGE_ID,
     MessageError,
     _mapping,
     _optional_id,
@@ -35,8 +37,12 @@ def reference(raw: object, source_ref: str) -> Message:
     if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         raise MessageError("type", f"must be one of {sorted(MESSAGE_TYPES)}, got {kind!r}")
     message_id = raw.get("messageId")
-    if not isinstance(message_id, str) or not message_id:
-        raise MessageError("messageId", "missing" if message_id is None else "must be a string")
+    if message_id is None or message_id == "":
+        raise MessageError("messageId", "missing")
+    if not isinstance(message_id, str):
+        raise MessageError("messageId", "must be a string")
+    if is_blank_text(message_id):
+        raise MessageError("messageId", BLANK_MESSAGE_ID)
     if "\x00" in message_id:
         raise MessageError("messageId", "contains a NUL character")
     timestamp = parse_timestamp(raw.get("timestamp") or raw.get("originalTimestamp"))
@@ -94,7 +100,7 @@ def expected(raw: object) -> tuple[Any, ...]:
 
 
 ANY: list[Any] = [None, "", " ", 0, 1, 2.5, True, False, [], {}, ["x"], {"a": 1}]
-IDS = [*ANY, "u1", Text("u2"), "  ", 42, 4.0, "m\x001"]
+IDS = [*ANY, "u1", Text("u2"), "  ", 42, 4.0, "m\x001", "\u200b", Text(" "), Text(""), " m "]
 STAMPS = [
     *ANY,
     "2026-01-05T00:05:33.118Z",
@@ -199,3 +205,23 @@ def test_a_message_id_with_a_nul_is_a_reject() -> None:
         assert exc.field == "messageId" and "NUL" in exc.reason
     else:
         raise AssertionError("a messageId with a NUL was accepted")
+
+
+def test_a_blank_message_id_is_a_reject_naming_the_field() -> None:
+    # A blank id is no id: as a dedup key, each blank one would pass for a copy of the last.
+    base = {"type": "track", "userId": "u", "event": "E", "timestamp": "2026-01-05"}
+    for blank in (" ", "   ", "\t\n", "\u00a0", "\u3000", "\u200b", "\ufeff \u200d"):
+        try:
+            parse_message({**base, "messageId": blank}, "f:1")
+        except MessageError as exc:
+            assert (exc.field, exc.reason) == ("messageId", BLANK_MESSAGE_ID), blank
+        else:
+            raise AssertionError(f"messageId {blank!r} was accepted")
+    assert parse_message({**base, "messageId": " m1 "}, "f:1").message_id == " m1 "
+    for missing in (None, ""):
+        try:
+            parse_message({**base, "messageId": missing}, "f:1")
+        except MessageError as exc:
+            assert (exc.field, exc.reason) == ("messageId", "missing"), missing
+        else:
+            raise AssertionError(f"messageId {missing!r} was accepted")

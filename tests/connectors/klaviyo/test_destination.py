@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.base import Destination, OutcomeStatus, Record
+from connectors.base import Customer, Destination, OutcomeStatus, Record
 from connectors.errors import AuthFailed
 
 from .testkit import FakeKlaviyo, destination, records_of
@@ -430,6 +430,33 @@ async def test_identifiers_split_over_two_profiles_update_the_named_one_without_
     assert outcome.learned_ids == {"klaviyo_profile_id": "01B"}
     assert outcome.reason == "identifiers left unchanged: they also belong to Klaviyo profile 01A"
     assert fake.requests[-1][2]["data"]["attributes"] == {"properties": {"plan": "pro"}}
+
+
+async def test_a_409_naming_another_profile_updates_the_customer_s_own_one() -> None:
+    # After an alias renamed u-0 to u-1, Klaviyo already had a profile (01B) with the new
+    # external id from another device. The traits went to 01B, the profile without the
+    # email, and its id was learned as a second one for the customer (an identity conflict).
+    conflict = {"errors": [{"code": "duplicate_profile", "meta": {"duplicate_profile_id": "01B"}}]}
+
+    def answer(request: httpx.Request, body: Any) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(409, json=conflict)
+        return httpx.Response(200, json={"data": {"type": "profile", "id": "01A"}})
+
+    fake = FakeKlaviyo(answer)
+    dest = destination(fake)
+    ann = Customer("cus_1", {"user_id": ["u-1"], "klaviyo_profile_id": ["01A"]})
+    [record] = records_of(dest, IDENTIFY, ann)
+    await dest.process_record(record)
+    [outcome] = await dest.drain()
+    await dest.aclose()
+
+    assert fake.paths() == ["POST /api/profile-import", "PATCH /api/profiles/01A"]
+    assert fake.requests[0][2]["data"]["id"] == "01A"
+    assert fake.requests[1][2]["data"]["attributes"] == {"properties": {"plan": "pro"}}
+    assert outcome.status is OutcomeStatus.ACKNOWLEDGED
+    assert outcome.learned_ids == {"klaviyo_profile_id": "01A"}
+    assert outcome.reason == "identifiers left unchanged: they also belong to Klaviyo profile 01B"
 
 
 async def test_ratelimit_remaining_zero_pauses_until_reset_when_someone_else_spent_it() -> None:

@@ -199,6 +199,19 @@ def test_each_kind_of_bad_line_is_rejected_and_the_read_goes_on(tmp_path: Path) 
     assert result.read == 10  # the blank line is not a record
 
 
+def test_a_blank_message_id_is_a_reject_not_a_duplicate_of_the_next(tmp_path: Path) -> None:
+    # " " was accepted, and as the sent-ledger's key every later message with the same
+    # blank id was taken for a copy of the first: a different message, dropped as sent.
+    blank = [{**track(n), "messageId": v} for n, v in enumerate([" ", "\t\n", "\u200b\u3000"])]
+    (tmp_path / "a.jsonl").write_bytes(lines(*blank, track(9)))
+    result = read_all(source(tmp_path), None)
+    assert [m.message_id for m in result.messages] == ["m-0-9"]
+    assert [(r.source_ref, r.field) for r in result.rejects] == [
+        (f"a.jsonl:{n}", "messageId") for n in (1, 2, 3)
+    ]
+    assert all("blank" in r.reason for r in result.rejects)
+
+
 def test_check_describes_the_folder(sample: tuple[Path, dict[str, Any]]) -> None:
     root, manifest = sample
     text = source(root).check()

@@ -124,6 +124,32 @@ async def test_message_without_id_is_refused_by_index_and_the_rest_stored(
     assert ledger[1]["payload"]["messageId"] == "m3"
 
 
+async def test_a_blank_message_id_is_refused_like_a_missing_one(
+    client: httpx.AsyncClient, store: StateStore, metrics: IngestMetrics
+) -> None:
+    # "   " was stored, and the next message with the same blank id was answered as its
+    # duplicate and never stored: a different event lost without a word.
+    blank = [track("   "), track("   ", event="Other"), track("\t"), track("\u200b")]
+    body = {"batch": [*blank, track("m5")]}
+
+    response = await client.post("/v1/batch", json=body)
+
+    assert response.status_code == 400
+    answer = response.json()
+    assert (answer["stored"], answer["duplicates"]) == (1, 0)
+    assert [(r["index"], r["messageId"], r["field"]) for r in answer["rejected"]] == [
+        (i, None, "messageId") for i in range(4)
+    ]
+    assert all(r["reason"].startswith("blank") for r in answer["rejected"])
+    assert "batch[0].messageId: blank" in answer["message"]
+    assert [r["message_id"] for r in inbox_rows(store)] == ["m5"]
+    assert [(r["field"], r["source_ref"]) for r in ledger_rows(store)] == [
+        ("messageId", f"tracking-api:batch[{i}]") for i in range(4)
+    ]
+    text = (await client.get("/metrics")).text
+    assert 'espbridge_ingest_rejected_total{channel="tracking-api",field="messageId"} 4.0' in text
+
+
 async def test_invalid_json_is_a_segment_style_400(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/v1/batch", content=b'{"batch": [', headers={"Content-Type": "application/json"}
