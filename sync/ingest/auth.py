@@ -13,8 +13,12 @@ from typing import Any
 from pydantic import SecretStr
 
 
-def basic_username(header: str | None) -> str | None:
-    """The username of a Basic `Authorization` header (Segment's write key), else None."""
+def basic_write_key(header: str | None) -> str | None:
+    """The write key of a Basic `Authorization` header, else None.
+
+    Segment's is the username (empty password); a header with an empty username and the
+    key as the password (`-u :KEY`, some hand-written clients) is read the same way.
+    """
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -24,8 +28,8 @@ def basic_username(header: str | None) -> str | None:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    username, _, _password = decoded.partition(":")
-    return username or None
+    username, _, password = decoded.partition(":")
+    return username or password or None
 
 
 def is_write_key(candidate: str | None, keys: Sequence[SecretStr]) -> bool:

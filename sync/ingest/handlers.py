@@ -9,15 +9,17 @@ retry a 400, and a retried batch is harmless: each messageId is stored once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from sync.ingest.auth import basic_username, is_write_key, webhook_signed
+from sync.ingest.auth import basic_write_key, is_write_key, webhook_signed
 from sync.ingest.body import IngestError, parse_json, read_body
 from sync.ingest.group import GroupCommitter
 from sync.ingest.inbox import InboxCommit, InboxWriter
@@ -25,6 +27,7 @@ from sync.ingest.metrics import IngestMetrics
 from sync.ingest.models import Accepted, Health, RefusedMessage, SegmentError
 from sync.ingest.settings import IngestSettings
 from sync.ingest.validate import InvalidMessage, ValidMessage, check_message
+from sync.redact import redact
 from sync.store.state import StateStore
 
 TRACKING = "tracking-api"
@@ -58,6 +61,15 @@ def _refusal(commit: InboxCommit, invalid: Sequence[InvalidMessage]) -> JSONResp
         duplicates=commit.duplicates,
         rejected=rejected,
     )
+
+
+def _unauthorized(checked: ValidMessage | InvalidMessage) -> InvalidMessage:
+    """A message of a batch authenticated by its other messages' keys, without its own."""
+    reason = "no valid write key: this batch carries its keys per message, and this one has none"
+    if isinstance(checked, InvalidMessage):
+        return replace(checked, field="writeKey", reason=f"{reason} (and {checked.reason})")
+    payload = redact(orjson.loads(checked.raw))
+    return InvalidMessage(checked.index, checked.message_id, "writeKey", reason, payload)
 
 
 BATCH_DEFAULTS = ("context", "integrations")
@@ -105,19 +117,22 @@ class Ingest:
 
     async def tracking(self, request: Request, call_type: str | None) -> Response:
         """A Tracking API call: `/v1/batch` (call_type None) or a single call."""
-        header_key = basic_username(request.headers.get("authorization"))
+        header_key = basic_write_key(request.headers.get("authorization"))
         if header_key is not None and not is_write_key(header_key, self.settings.write_keys):
             return error_response(401, "unauthorized", "unknown write key")
         body = parse_json(await self._read(request))
         if not isinstance(body, dict):
             raise IngestError(400, "invalid_request", "the body must be a JSON object")
+        keyless: frozenset[int] | None = frozenset()
         if header_key is None and not is_write_key(body.get("writeKey"), self.settings.write_keys):
-            return error_response(
-                401,
-                "unauthorized",
-                "a write key is required: Basic auth "
-                "(write key as username, empty password) or `writeKey` in the body",
-            )
+            keyless = self._keyless(body) if call_type is None else None
+            if keyless is None:
+                return error_response(
+                    401,
+                    "unauthorized",
+                    "a write key is required: Basic auth "
+                    "(write key as username, empty password) or `writeKey` in the body",
+                )
         if call_type is None:
             messages = body.get("batch")
             if not isinstance(messages, list):
@@ -125,7 +140,21 @@ class Ingest:
             messages = with_batch_defaults(messages, body)
         else:
             messages = [body]
-        return await self._store(messages, TRACKING, call_type, body.get("sentAt"))
+        sent_at = body.get("sentAt")
+        return await self._store(messages, TRACKING, call_type, sent_at, keyless or frozenset())
+
+    def _keyless(self, body: dict[str, Any]) -> frozenset[int] | None:
+        """A batch without a key of its own may carry one in each message (some clients
+        do, and Segment accepts it): the indexes of its messages without a valid one, or
+        None when no message has one (the request is not authenticated at all)."""
+        messages = body.get("batch")
+        if not isinstance(messages, list):
+            return None
+        keys = self.settings.write_keys
+        keyed = [isinstance(m, dict) and is_write_key(m.get("writeKey"), keys) for m in messages]
+        if not any(keyed):
+            return None
+        return frozenset(i for i, ok in enumerate(keyed) if not ok)
 
     async def webhook(self, request: Request) -> Response:
         """A delivery of Segment's Webhooks destination, signed with `X-Signature`."""
@@ -151,7 +180,12 @@ class Ingest:
         return await read_body(request, limit, timeout)
 
     async def _store(
-        self, messages: list[Any], channel: str, call_type: str | None, sent_at: Any
+        self,
+        messages: list[Any],
+        channel: str,
+        call_type: str | None,
+        sent_at: Any,
+        keyless: frozenset[int] = frozenset(),
     ) -> Response:
         limit = self.settings.max_batch_messages
         if len(messages) > limit:
@@ -168,6 +202,7 @@ class Ingest:
             )
             for i, m in enumerate(messages)
         ]
+        checked = [_unauthorized(c) if c.index in keyless else c for c in checked]
         valid = [c for c in checked if isinstance(c, ValidMessage)]
         invalid = [c for c in checked if isinstance(c, InvalidMessage)]
         self.metrics.received.labels(channel).inc(len(messages))

@@ -96,6 +96,51 @@ async def test_unknown_or_missing_write_key_is_401_and_nothing_is_stored(
     assert inbox_rows(store) == []
 
 
+async def test_a_batch_may_carry_its_write_keys_per_message(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    # Some clients put `writeKey` in each message instead of the header or the batch (and
+    # Segment accepts it): such a batch was answered 401, and its events were lost.
+    keyed = [{**track(m), "writeKey": WRITE_KEY} for m in ("m1", "m4")]
+    batch = [keyed[0], track("m2"), {**track("m3"), "writeKey": "wrong"}, keyed[1]]
+
+    response = await client.post("/v1/batch", json={"batch": batch}, auth=None)
+
+    assert response.status_code == 400
+    answer = response.json()
+    assert answer["stored"] == 2
+    assert [(r["index"], r["messageId"], r["field"]) for r in answer["rejected"]] == [
+        (1, "m2", "writeKey"),
+        (2, "m3", "writeKey"),
+    ]
+    assert [r["message_id"] for r in inbox_rows(store)] == ["m1", "m4"]
+    assert [r["field"] for r in ledger_rows(store)] == ["writeKey", "writeKey"]
+    stored = str(inbox_rows(store)) + str(ledger_rows(store))
+    assert WRITE_KEY not in stored and "wrong" not in stored
+
+
+async def test_a_batch_without_any_valid_key_is_401_and_nothing_is_kept(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    batch = [track("m1"), {**track("m2"), "writeKey": "wrong"}]
+
+    response = await client.post("/v1/batch", json={"batch": batch}, auth=None)
+
+    assert response.status_code == 401
+    assert inbox_rows(store) == [] and ledger_rows(store) == []
+
+
+async def test_a_write_key_given_as_the_basic_password_is_accepted(
+    client: httpx.AsyncClient, store: StateStore
+) -> None:
+    # `curl -u :KEY` (empty username): answered 401 before.
+    ok = await client.post("/v1/batch", json={"batch": [track("m1")]}, auth=("", WRITE_KEY))
+    wrong = await client.post("/v1/batch", json={"batch": [track("m2")]}, auth=("", "nope"))
+
+    assert [ok.status_code, wrong.status_code] == [200, 401]
+    assert [r["message_id"] for r in inbox_rows(store)] == ["m1"]
+
+
 async def test_message_without_id_is_refused_by_index_and_the_rest_stored(
     client: httpx.AsyncClient, store: StateStore
 ) -> None:
