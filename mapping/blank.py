@@ -11,14 +11,42 @@ import math
 from decimal import Decimal
 from typing import Any
 
-INVISIBLE = (
-    "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+
+def _span(first: int, last: int) -> str:
+    return "".join(map(chr, range(first, last + 1)))
+
+
+INVISIBLE = "".join(
+    [
+        "\u00ad",  # soft hyphen
+        "\u034f",  # combining grapheme joiner
+        "\u061c",  # Arabic letter mark
+        "\u115f\u1160",  # Hangul choseong and jungseong fillers
+        "\u17b4\u17b5",  # Khmer inherent vowels
+        _span(0x180B, 0x180F),  # Mongolian variation selectors, vowel separator
+        _span(0x200B, 0x200F),  # zero-width space, non-joiner, joiner; direction marks
+        _span(0x202A, 0x202E),  # direction embeddings and overrides
+        _span(0x2060, 0x2064),  # word joiner, invisible operators
+        _span(0x2066, 0x206F),  # direction isolates, deprecated format characters
+        "\u2800",  # Braille pattern blank
+        "\u3164",  # Hangul filler
+        _span(0xFE00, 0xFE0F),  # variation selectors
+        "\ufeff",  # byte-order mark
+        "\uffa0",  # halfwidth Hangul filler
+        _span(0x1BCA0, 0x1BCA3),  # shorthand format controls
+        _span(0x1D173, 0x1D17A),  # musical symbol format controls
+        "\U000e0001",  # language tag
+        _span(0xE0020, 0xE007F),  # tag characters
+        _span(0xE0100, 0xE01EF),  # variation selectors supplement
+    ]
 )
-"""Format characters that print as nothing: soft hyphen, zero-width space and joiners,
-word joiner, direction marks, the byte-order mark. `str.strip()` and `str.isspace()`
-do not see them, so `"\\u200b"` would go out as a first name ("Hi \\u200b,"). Identity
-trims them from identifiers too (`mapping.identity.values.BLANK`)."""
+"""Characters that print as nothing and that `str.strip()` and `str.isspace()` do not
+see, so `"\\u200b"` would go out as a first name ("Hi \\u200b,"): every assigned default
+ignorable code point of Unicode (soft hyphen, zero-width space and joiners, direction
+marks, variation selectors, tags, the byte-order mark, the Hangul fillers) and the
+Braille blank, an empty cell. The Hangul fillers and the Braille blank are letters and
+symbols, not format characters, and are what "invisible name" generators paste.
+Identity trims them from identifiers too (`mapping.identity.values.BLANK`)."""
 
 BLANK_CHARS = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + INVISIBLE
 """Characters that show nothing: Unicode white space (tab, NBSP, ideographic space, …)

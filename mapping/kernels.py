@@ -6,8 +6,9 @@ compiled by `mapping.transforms.compile_chain`, so results and error messages ar
 chain's own. Kinds of kernel:
 
 - `text`: chains of `trim`, `lower`, `upper` and `truncate:N`, which on a `str` are plain
-  string methods (`_text` returns a `str` unchanged); `truncate:N` calls
-  `mapping.transforms.cut` only for text longer than N (which may fail, as in the chain).
+  string methods (`text_of` returns a `str` unchanged); `truncate:N` calls
+  `mapping.transforms.text.cut` only for text longer than N (which may fail, as in the
+  chain).
 - `iso8601` and `date:%Y-%m-%d` on canonical UTC text (`2026-01-05T00:05:33.118Z`):
   `iso8601` of such text is the text itself and the date is its first ten characters;
   `datetime.isoformat` costs about as much as all the other fields of a record.

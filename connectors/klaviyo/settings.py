@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from connectors.base import check_mapping_fields
 from mapping.fields import FieldSpec
 from mapping.settings import StrictModel
-from mapping.transforms import default_region
+from mapping.transforms.phones import default_region
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"

@@ -26,7 +26,8 @@ from mapping.identity.values import (
     storable,
 )
 from mapping.paths import get_path
-from mapping.transforms import TransformError, e164
+from mapping.transforms import TransformError
+from mapping.transforms.phones import e164
 from mapping.types import Message
 from mapping.validate import is_email
 

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mapping.paths import compile_path
 from mapping.settings import StrictModel
-from mapping.transforms import default_region
+from mapping.transforms.phones import default_region
 
 BUILTIN_KINDS = (
     "user_id",

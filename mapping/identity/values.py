@@ -20,10 +20,12 @@ value (a serialized object, a token) is not an identifier: it is ignored, never 
 since two long values cut to the same prefix would merge two people."""
 
 BLANK = BLANK_CHARS
-"""What is trimmed from both ends of every value: Unicode white space and the invisible
-format characters (`mapping.blank.INVISIBLE`: zero-width spaces, direction marks, the
-byte-order mark), which, pasted along with a value, make `null` look like an id and one
-address look like two. The same characters a field value made only of counts as blank."""
+"""What is trimmed from both ends of every value: Unicode white space and the characters
+that print as nothing (`mapping.blank.INVISIBLE`: zero-width spaces, direction marks, the
+byte-order mark, the Hangul fillers, the Braille blank), which, pasted along with a value,
+make `null` look like an id and one address look like two, or make an id of nothing
+that merges everyone who sent it. The same characters a field value made only of counts
+as blank."""
 
 WRAPPERS = "\"'`()<>[]{}#"
 """Marks around a placeholder (`(null)`, `<nil>`, `#N/A`, `"null"`, `[object Object]`):

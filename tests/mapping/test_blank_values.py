@@ -7,12 +7,14 @@ fallback, applies; a required field without a fallback is a rejected row.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
+import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,6 +150,86 @@ def test_resolvers_agree_on_any_mix_of_visible_and_invisible_text(
         assert got.values == {"f": "fb"}
     elif not names:
         assert got.values == {"f": shown[0]}
+
+
+# Look-alike blanks -----------------------------------------------------------------------
+
+LOOK_ALIKES = [
+    "\u3164",  # Hangul filler: the usual "invisible name"
+    "\uffa0",  # halfwidth Hangul filler
+    "\u115f",  # Hangul choseong filler
+    "\u1160",  # Hangul jungseong filler
+    "\u2800",  # Braille pattern blank
+    "\u3164\u3164\u3164",
+    "\u115f\u1160",  # an empty Hangul syllable
+    " \u2800\u00a0\u3164 ",
+    "\u034f",  # combining grapheme joiner
+    "\u061c",  # Arabic letter mark
+    "\u17b5",  # Khmer inherent vowel
+    "\u180b",  # Mongolian free variation selector
+    "\u206a",  # a deprecated format character
+    "\ufe0f",  # variation selector 16 (emoji presentation)
+    "\U000e0041\U000e006e\U000e006e",  # tag characters spelling "Ann", unseen
+    "\U000e0100",  # a variation selector from the supplement
+    "\U0001d173",  # musical symbol begin beam
+]
+"""Text that shows nothing but is made of letters, symbols or marks, not white space or
+zero-width spaces: before, it went out as a first name ("Hi ㅤ,")."""
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_look_alike_blanks_take_the_fallback_in_both_resolvers(text: str) -> None:
+    data = {"traits": {"first_name": text}}
+    generated = resolve(FIRST_NAME, data)
+    plain = resolve_planned(FIRST_NAME, data)
+    fallback = ({"first_name": "there"}, ["first_name"])
+    assert (generated.values, generated.fallbacks_used) == fallback, "generated resolver"
+    assert (plain.values, plain.fallbacks_used) == fallback, "plain resolver"
+    assert resolve_field(FIRST_NAME["first_name"], data) == ("there", True)
+    assert is_blank(text)
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_look_alike_blanks_let_the_next_path_speak_or_reject_a_required_field(
+    text: str,
+) -> None:
+    data = {"traits": {"first_name": text}, "context": {"traits": {"first_name": "Ann"}}}
+    assert every_resolver(FIRST_NAME, data).values == {"first_name": "Ann"}
+    specs = {"first_name": FieldSpec(path=["traits.first_name"], required=True)}
+    got = every_resolver(specs, {"traits": {"first_name": text}})
+    assert got.values == {} and got.missing == ["first_name"]
+
+
+@pytest.mark.parametrize(
+    "names",
+    # truncate:1: the generated text fast path; to_string first: the chain, then its test.
+    [["truncate:1"], ["trim", "truncate:1"], ["to_string", "truncate:1"]],
+)
+@pytest.mark.parametrize("filler", ["\u3164", "\uffa0", "\u2800"])
+def test_a_transform_leaving_only_a_look_alike_blank_falls_back(
+    names: list[str], filler: str
+) -> None:
+    specs = {"f": FieldSpec(path=["x"], transform=names, fallback="fb")}
+    data = {"x": filler + "Ann"}
+    assert resolve(specs, data).values == {"f": "fb"}, "generated resolver"
+    assert resolve_planned(specs, data).values == {"f": "fb"}, "plain resolver"
+
+
+@pytest.mark.parametrize(
+    "text", ["\u3164Ann", "Ann\u2800", "\u1100\u1160", "❤\ufe0f", "🏴\U000e0067"]
+)
+def test_text_with_a_look_alike_blank_in_it_is_sent_as_it_is(text: str) -> None:
+    got = every_resolver(FIRST_NAME, {"traits": {"first_name": text}})
+    assert got.values["first_name"] is text and got.fallbacks_used == []
+
+
+def test_every_default_ignorable_character_shows_nothing() -> None:
+    # Unicode's Default_Ignorable_Code_Point: drawn as nothing when not supported.
+    ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    for code in range(0x110000):
+        char = chr(code)
+        if ignorable.match(char) and unicodedata.category(char) != "Cn":
+            assert char in INVISIBLE and is_blank(char), hex(code)
 
 
 # NaN and infinity ------------------------------------------------------------------------

@@ -125,6 +125,45 @@ def test_a_message_with_only_placeholder_ids_is_unresolved(store: StateStore) ->
     assert partition(store) == {}
 
 
+# look-alike blanks -----------------------------------------------------------------
+
+LOOK_ALIKE_IDS = [
+    "\u3164",  # Hangul filler: an "invisible name"
+    "\uffa0",  # halfwidth Hangul filler
+    "\u115f\u1160",  # Hangul choseong and jungseong fillers
+    "\u3164\u3164\u3164",
+    "\u3164null\u3164",
+    "\u2800undefined",  # Braille blank in front of a placeholder
+    "\uffa0(null)",
+]
+
+
+@pytest.mark.parametrize("kind", ["user_id", "anonymous_id", "crm_id"])
+@pytest.mark.parametrize("value", LOOK_ALIKE_IDS)
+def test_look_alike_blanks_are_never_identifiers(kind: str, value: str) -> None:
+    # Before: "\u3164" was an id (a letter, to Unicode) that everyone pasting it shared.
+    assert norm(keys={"crm_id": ["traits.crm_id"]}).normalize(kind, value) is None
+
+
+def test_an_invisible_name_as_user_id_never_merges_people(store: StateStore) -> None:
+    batch = [
+        raw_message(1, userId="\u3164", anonymousId="a1", traits={"email": "ann@x.com"}),
+        raw_message(2, userId="\u3164", anonymousId="a2", traits={"email": "bob@y.com"}),
+    ]
+    IdentityResolver(store).resolve(batch)
+    assert set(partition(store).values()) == {
+        frozenset({("anonymous_id", "a1"), ("email", "ann@x.com")}),  # two people
+        frozenset({("anonymous_id", "a2"), ("email", "bob@y.com")}),
+    }
+
+
+@pytest.mark.parametrize(
+    "spelling", ["\u3164ann@x.com", "ann@x.com\u2800", "\uffa0Ann@X.com\u3164", "ann@x\u3164.com"]
+)
+def test_an_email_with_look_alike_blanks_is_the_address(spelling: str) -> None:
+    assert norm().identifier("email", spelling) == ("email", "ann@x.com")
+
+
 # one identifier, many spellings ----------------------------------------------------
 
 

@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mapping.fields import FieldSpec, Resolved, resolve, resolve_planned
-from mapping.transforms import NAMES, TransformError, apply_transforms, cut, minor_units
+from mapping.transforms import NAMES, TransformError, apply_transforms
+from mapping.transforms.numeric import minor_units
+from mapping.transforms.text import cut
 
 
 def both(transforms: list[str], value: Any) -> Resolved:
