@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from connectors.errors import ESPError
+from connectors.errors import ESPError, RejectedPayload
 from connectors.http import RetryPolicy, send
 from connectors.klaviyo.settings import KlaviyoSettings
 from connectors.mailchimp.settings import MailchimpSettings
@@ -32,6 +32,15 @@ class TemplateText:
     dialect: Dialect
     ref: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable(Problem):
+    """A template that could not be read because the ESP could not be reached, kept
+    failing or refused the credentials: nothing in the mapping or template is known wrong.
+
+    (A template the ESP does not have, or one the config cannot name, is a plain `Problem`.)
+    """
 
 
 def _parse_error(response: httpx.Response) -> tuple[str, str | None]:
@@ -172,8 +181,10 @@ async def _check_one(
         else:
             text = await mailchimp_content(destination, check.template, check.kind, transport)
             found = TemplateText("mailchimp", f"mailchimp:{check.kind} {check.template}", text)
-    except (ESPError, httpx.HTTPError, ValueError) as exc:
+    except (RejectedPayload, ValueError) as exc:  # no such template, or no way to ask for it
         return [Problem(ref, "", "error", f"cannot read the template: {exc}")]
+    except (ESPError, httpx.HTTPError) as exc:  # network, 5xx/429 retried, 401/403, 3xx
+        return [Unreachable(ref, "", "error", f"cannot read the template: {exc}")]
     return check_template(found.ref, found.text, found.dialect, check.fields)
 
 

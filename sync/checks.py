@@ -3,31 +3,50 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NamedTuple
 
+from connectors.errors import RejectedPayload
 from sync.config import Config, config_secrets
 from sync.redact import display_url, redact_text
 from sync.registry import build_destination, build_source
 from sync.report import EXIT_CONFIG, EXIT_FATAL, EXIT_OK
 from sync.store.state import StateStore
 
-CheckResult = tuple[str, bool, str]
-"""(item, ok, detail): detail is a description when ok, else the exact reason."""
 
-CONFIG_ITEMS = frozenset({"schedule"})
-"""Items whose failure is a mistake in the config itself, not something unreachable."""
+class CheckResult(NamedTuple):
+    """One line of `espbridge check`: `detail` describes `item` when ok, else says why not.
+
+    `config` marks a failure the user fixes in the config or in the ESP account's setup
+    (a cron expression, a merge field the audience lacks, a template variable the mapping
+    leaves empty, an id the ESP does not know): exit 2. Other failures are something that
+    could not be reached or checked (network, 5xx, credentials refused): exit 3.
+    """
+
+    item: str
+    ok: bool
+    detail: str
+    config: bool = False
 
 
 def exit_code(results: list[CheckResult]) -> int:
-    """2 if the config itself is wrong, else 3 if anything failed, else 0.
+    """2 if the config or the ESP account's setup must change, else 3 if anything failed.
 
     A config problem wins over a connectivity failure: nothing can work until it is fixed
-    (and `schedule` refuses the same config with 2).
+    (and `schedule` refuses the same config with 2). 0 when everything is ok.
     """
-    failed = {item for item, ok, _ in results if not ok}
-    if failed & CONFIG_ITEMS:
+    failed = [result for result in results if not result.ok]
+    if any(result.config for result in failed):
         return EXIT_CONFIG
     return EXIT_FATAL if failed else EXIT_OK
+
+
+def _refused(exc: Exception) -> bool:
+    """The ESP answered and refused what the config names (a 4xx other than 401/403/429).
+
+    An audience or template id it does not have: waiting does not help, the config must
+    change. Refused credentials stay 3, as for `run` (README, exit codes).
+    """
+    return isinstance(exc, RejectedPayload)
 
 
 async def run_checks(config: Config, *, templates: bool = False) -> list[CheckResult]:
@@ -48,11 +67,13 @@ async def run_checks(config: Config, *, templates: bool = False) -> list[CheckRe
     if templates:
         results.extend(await _check_templates(config))
     for problem in _schedule_problems(config):
-        results.append(("schedule", False, problem))
+        results.append(CheckResult("schedule", False, problem, config=True))
     secrets = config_secrets(config)
     return [
-        (redact_text(item, secrets), ok, redact_text(detail, secrets))
-        for item, ok, detail in results
+        result._replace(
+            item=redact_text(result.item, secrets), detail=redact_text(result.detail, secrets)
+        )
+        for result in results
     ]
 
 
@@ -62,16 +83,16 @@ def _check_state(config: Config) -> tuple[CheckResult, StateStore | None]:
     try:
         store = StateStore.open(url)
     except Exception as exc:
-        return (f"state {shown}", False, f"{type(exc).__name__}: {exc}"), None
-    return (f"state {shown}", True, "reachable, schema up to date"), store
+        return CheckResult(f"state {shown}", False, f"{type(exc).__name__}: {exc}"), None
+    return CheckResult(f"state {shown}", True, "reachable, schema up to date"), store
 
 
 def _check_source(name: str, settings: Any, store: StateStore | None) -> CheckResult:
     try:
         # The inbox source reads the state store; the others ignore it.
-        return (f"source {name}", True, build_source(name, settings, store).check())
+        return CheckResult(f"source {name}", True, build_source(name, settings, store).check())
     except Exception as exc:
-        return (f"source {name}", False, f"{type(exc).__name__}: {exc}")
+        return CheckResult(f"source {name}", False, f"{type(exc).__name__}: {exc}")
 
 
 CHECK_ATTEMPTS = 2
@@ -98,13 +119,14 @@ async def _check_destination(name: str, settings: Any) -> list[CheckResult]:
     try:
         destination = build_destination(name, _briefly(settings))
     except Exception as exc:
-        return [(f"destination {name}", False, f"{type(exc).__name__}: {exc}")]
+        return [CheckResult(f"destination {name}", False, f"{type(exc).__name__}: {exc}")]
     try:
-        results.append((f"destination {name}", True, await destination.check()))
+        results.append(CheckResult(f"destination {name}", True, await destination.check()))
         if settings.type == "mailchimp":
             results.extend(await _mailchimp_preflight(name, settings))
     except Exception as exc:
-        results.append((f"destination {name}", False, f"{type(exc).__name__}: {exc}"))
+        reason = f"{type(exc).__name__}: {exc}"
+        results.append(CheckResult(f"destination {name}", False, reason, _refused(exc)))
     finally:
         await destination.aclose()
     return results
@@ -115,17 +137,19 @@ async def _mailchimp_preflight(name: str, settings: Any) -> list[CheckResult]:
 
     problems = await preflight(settings)
     errors = [p for p in problems if p.severity == "error"]
-    results: list[CheckResult] = [
-        (f"preflight {name}", False, f"{p.field}: {p.message}") for p in errors
+    # Each is a mismatch between the config and the audience: fixed in one or the other.
+    results = [
+        CheckResult(f"preflight {name}", False, f"{p.field}: {p.message}", config=True)
+        for p in errors
     ]
     results += [
-        (f"preflight {name}", True, f"warning: {p.field}: {p.message}")
+        CheckResult(f"preflight {name}", True, f"warning: {p.field}: {p.message}")
         for p in problems
         if p not in errors
     ]
     if not problems:
         results.append(
-            (
+            CheckResult(
                 f"preflight {name}",
                 True,
                 "every mapped merge field exists and every required one is filled",
@@ -135,19 +159,27 @@ async def _mailchimp_preflight(name: str, settings: Any) -> list[CheckResult]:
 
 
 async def _check_templates(config: Config) -> list[CheckResult]:
-    from connectors.templates import preflight_templates
+    from connectors.templates import Unreachable, preflight_templates
 
     if not config.templates:
-        return [("templates", True, "no [[templates]] configured")]
+        return [CheckResult("templates", True, "no [[templates]] configured")]
     try:
         problems = await preflight_templates(config.templates, config.destinations)
     except Exception as exc:
-        return [("templates", False, f"{type(exc).__name__}: {exc}")]
-    results: list[CheckResult] = [
-        (f"template {p.template}", p.severity != "error", f"{p.severity}: {p.message}")
+        return [CheckResult("templates", False, f"{type(exc).__name__}: {exc}")]
+    # A variable the mapping leaves empty, or a template the ESP does not have: the config
+    # or the template must change (2). A template the ESP could not be asked for: 3.
+    results = [
+        CheckResult(
+            f"template {p.template}",
+            p.severity != "error",
+            f"{p.severity}: {p.message}",
+            config=not isinstance(p, Unreachable),
+        )
         for p in problems
     ]
-    return results or [("templates", True, "every template variable is filled or has a fallback")]
+    every = "every template variable is filled or has a fallback"
+    return results or [CheckResult("templates", True, every)]
 
 
 def _schedule_problems(config: Config) -> list[str]:

@@ -17,7 +17,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +35,7 @@ from sync.report import (
     EXIT_CONFIG,
     EXIT_FATAL,
     EXIT_REJECTS,
+    EXIT_UNEXPECTED,
     RunReport,
     StoppedRun,
 )
@@ -85,30 +86,107 @@ def _main(ctx: typer.Context) -> None:
 
 def _load(path: Path) -> Config:
     try:
+        return _config(path)
+    except _Stopped as exc:
+        raise typer.Exit(exc.stopped.exit_code) from None
+
+
+def _config(path: Path) -> Config:
+    """The config, or `_Stopped` (exit 2) once the reason is on stderr."""
+    try:
         return load_config(path)
     except ConfigError as exc:
-        console.print(f"[red]config error[/]: {escape(str(exc))}")
-        raise typer.Exit(EXIT_CONFIG) from None
+        raise _config_error(str(exc)) from None
 
 
-def _store(config: Config, *, json_failure: bool = False) -> StateStore:
+def _store(config: Config) -> StateStore:
+    try:
+        return _open_store(config)
+    except _Stopped as exc:
+        raise typer.Exit(exc.stopped.exit_code) from None
+
+
+def _open_store(config: Config) -> StateStore:
+    """The state store, or `_Stopped` (exit 3) once the reason is on stderr (redacted)."""
     try:
         return StateStore.open(config.state.url, secrets=config_secrets(config))
     except Exception as exc:  # the state store is unreachable: fatal
         detail = _public(f"({display_url(config.state.url)}): {exc}", config)
         console.print("[red]state store unreachable[/] " + escape(detail))
         reason = f"state store unreachable {detail}"
-        if json_failure:
-            _emit_json([StoppedRun(None, "failed", EXIT_FATAL, reason).as_dict()])
-        raise typer.Exit(EXIT_FATAL) from None
+        raise _Stopped(StoppedRun(None, "failed", EXIT_FATAL, reason)) from None
 
 
 class _Stopped(Exception):
-    """A sync's run ended the command (busy or fatal); the reason is already on stderr."""
+    """Something ended `run` or `retry` early; the reason is already on stderr (redacted).
+
+    A config error, a busy or fatal sync, or an unexpected error: `_one_document` turns it
+    into the command's exit code and, with `-o json`, its JSON entry.
+    """
 
     def __init__(self, stopped: StoppedRun) -> None:
         super().__init__(stopped.error)
         self.stopped = stopped
+
+
+def _config_error(
+    message: str,
+    config: Config | None = None,
+    *,
+    sync: str | None = None,
+    label: str = "config error",
+) -> _Stopped:
+    """Say on stderr why the command cannot go on (exit 2), redacted; raise what it returns.
+
+    Before the config is loaded no configured secret is known, but URLs and `password=`
+    pairs are hidden all the same (`redact_text`).
+    """
+    reason = redact_text(message, config_secrets(config) if config else ())
+    console.print(f"[red]{label}[/]: {escape(reason)}")
+    return _Stopped(StoppedRun(sync, "failed", EXIT_CONFIG, reason))
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far `run` or `retry` got: what `_one_document` needs if something stops it."""
+
+    config: Config | None = None  # once loaded, its secrets are redacted
+    sync: str | None = None  # the sync running
+    done: list[dict[str, Any]] = field(default_factory=list)  # completed reports, redacted
+
+
+@contextmanager
+def _one_document(output: str, *, listed: bool) -> Iterator[_Progress]:
+    """Whatever stops `run` or `retry`, `-o json` still prints one JSON document on stdout.
+
+    A config error (exit 2), a fatal (3) or busy (5) sync, an unexpected error (1): the
+    reason, redacted and already on stderr, becomes a `StoppedRun` entry after the reports
+    of the syncs that completed (`listed`: `run`'s list), or the document itself (`retry`).
+    A script piping `-o json` into `jq` gets the reason, not an empty document.
+    """
+    progress = _Progress()
+    try:
+        yield progress
+    except _Stopped as exc:
+        stopped = exc.stopped
+    except typer.Exit:  # the command's own end: its output is printed already
+        raise
+    except Exception as exc:
+        stopped = _unexpected(exc, progress)
+    else:
+        return
+    if output == "json":
+        entry = stopped.as_dict()
+        _emit_json([*progress.done, entry] if listed else entry)
+    raise typer.Exit(stopped.exit_code)
+
+
+def _unexpected(exc: Exception, progress: _Progress) -> StoppedRun:
+    """An error nothing expected (exit 1): its traceback on stderr, redacted as errors are."""
+    secrets = config_secrets(progress.config) if progress.config else set()
+    console.print(escape(redact_text("".join(traceback.format_exception(exc)), secrets)))
+    reason = redact_text(f"{type(exc).__name__}: {exc}", secrets)
+    return StoppedRun(progress.sync, "failed", EXIT_UNEXPECTED, reason)
 
 
 def _stopped(
@@ -188,40 +266,48 @@ def run(
     output: OutputOption = "text",
 ) -> None:
     """Run syncs once, to the end of their sources."""
-    if dry_run and output == "json" and dry_run_file is None:
-        # Both would go to stdout, and the report would no longer parse as one JSON document.
-        console.print(
-            "[red]usage error[/]: --dry-run with --output json needs --dry-run-file "
-            "(the requests and the report cannot share stdout)"
-        )
-        raise typer.Exit(EXIT_CONFIG)
-    cfg = _load(config)
-    names = sync or list(cfg.syncs)
-    unknown = [n for n in names if n not in cfg.syncs]
-    if unknown or not names:
-        console.print(
-            "[red]config error[/]: no sync named "
-            + (escape(", ".join(unknown)) or "(none configured)")
-        )
-        raise typer.Exit(EXIT_CONFIG)
-    store = _store(cfg, json_failure=output == "json")
+    with _one_document(output, listed=True) as progress:
+        if dry_run and output == "json" and dry_run_file is None:
+            # Both would go to stdout, and the report would no longer parse as one document.
+            raise _config_error(
+                "--dry-run with --output json needs --dry-run-file "
+                "(the requests and the report cannot share stdout)",
+                label="usage error",
+            )
+        cfg = progress.config = _config(config)
+        names = sync or list(cfg.syncs)
+        unknown = [n for n in names if n not in cfg.syncs]
+        if unknown or not names:
+            names_given = ", ".join(unknown) or "(none configured)"
+            raise _config_error(f"no sync named {names_given}", cfg)
+        _run_syncs(cfg, names, dry_run, dry_run_file, output, progress)
+
+
+def _run_syncs(
+    cfg: Config,
+    names: list[str],
+    dry_run: bool,
+    dry_run_file: Path | None,
+    output: str,
+    progress: _Progress,
+) -> None:
+    """Run `names` one after another and print their reports; exit 0, or 4 for rejects."""
+    store = _open_store(cfg)
     sink = dry_run_file.open("w", encoding="utf-8") if dry_run_file else sys.stdout
     # Requests on stdout are JSON lines for a pipe: the report goes to stderr then.
     report_out = console if dry_run and dry_run_file is None else out
-    engine = SyncEngine(cfg, store, dry_run_out=sink)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     reports: list[RunReport] = []
-    stopped: StoppedRun | None = None
     code = 0
     try:
+        engine = SyncEngine(cfg, store, dry_run_out=sink)
         for name in names:
-            try:
-                report = _run_one(engine, name, dry_run, stop, show_progress=output == "text")
-            except _Stopped as exc:
-                stopped = exc.stopped
-                break
+            progress.sync = name
+            report = _run_one(engine, name, dry_run, stop, show_progress=output == "text")
+            progress.sync = None
             reports.append(report)
+            progress.done.append(_public_report(report, cfg).as_dict())
             threshold = cfg.syncs[name].reject_threshold
             read = max(report.counts.get("read", 0), 1)
             if threshold < 1.0 and report.rejected / read > threshold:
@@ -235,18 +321,12 @@ def run(
             sink.close()
         store.close()
     if output == "json":
-        # Stopped or not, stdout holds one document: a caller parsing it gets the reason.
-        entries = [_public_report(r, cfg).as_dict() for r in reports]
-        if stopped:
-            entries.append(stopped.as_dict())  # its error is redacted already
-        _emit_json(entries)
-    elif stopped:
-        raise typer.Exit(stopped.exit_code)
+        _emit_json(progress.done)
     else:
         report_out.print(report_table(reports))
         for report in reports:
             print_report_details(console, _public_report(report, cfg))
-    raise typer.Exit(stopped.exit_code if stopped else code)
+    raise typer.Exit(code)
 
 
 def _run_one(
@@ -275,8 +355,7 @@ def _run_one(
     except (SyncBusy, FatalRunError) as exc:
         raise _Stopped(_stopped(name, exc, engine.config)) from None
     except ConfigError as exc:
-        console.print(f"[red]config error[/]: {escape(_public(str(exc), engine.config))}")
-        raise typer.Exit(EXIT_CONFIG) from None
+        raise _config_error(str(exc), engine.config, sync=name) from None
 
 
 @app.command()
@@ -288,14 +367,16 @@ def check(
 ) -> None:
     """Validate the config and reach every source and destination it names.
 
-    Exits 2 when the config itself is wrong (a cron expression), even if something was
-    also unreachable: nothing can work until it is fixed. Else 3 when something failed.
+    Exits 2 when the config or the ESP account's setup must change (a cron expression, a
+    merge field the audience lacks, a template variable left empty, an id the ESP does not
+    know), even if something was also unreachable: nothing can work until it is fixed.
+    Else 3 when something could not be reached (network, 5xx, credentials refused).
     """
     from sync.checks import exit_code, run_checks
 
     cfg = _load(config)
     results = asyncio.run(run_checks(cfg, templates=templates))
-    for item, ok, detail in results:
+    for item, ok, detail, _ in results:
         mark = "[green]ok[/]" if ok else "[red]FAIL[/]"
         out.print(f"{mark}  {escape(item)}: {escape(detail)}")  # redacted by run_checks
     raise typer.Exit(exit_code(results))
@@ -354,23 +435,24 @@ def retry(
     output: OutputOption = "text",
 ) -> None:
     """Send again the destination rejects of a sync (after fixing config or data)."""
-    cfg = _load(config)
-    if sync not in cfg.syncs:
-        console.print(
-            f"[red]config error[/]: --sync must name a configured sync, got {escape(repr(sync))}"
-        )
-        raise typer.Exit(EXIT_CONFIG)
-    store = _store(cfg)
-    rows = [
-        r for r in store.rejects(sync=sync, run_id=run_id, limit=None) if r["stage"] != "source"
-    ]
-    try:
-        report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
-    except (SyncBusy, FatalRunError) as exc:
-        stopped = _stopped(sync, exc, cfg, busy_hint="; retry once that run has finished")
-        if output == "json":  # stdout stays one document, as for `run`
-            _emit_json(stopped.as_dict())
-        raise typer.Exit(stopped.exit_code) from None
+    with _one_document(output, listed=False) as progress:
+        cfg = progress.config = _config(config)
+        if sync not in cfg.syncs:
+            raise _config_error(f"--sync must name a configured sync, got {sync!r}", cfg)
+        store = _open_store(cfg)
+        progress.sync = sync
+        try:
+            rows = [
+                r
+                for r in store.rejects(sync=sync, run_id=run_id, limit=None)
+                if r["stage"] != "source"
+            ]
+            report = asyncio.run(SyncEngine(cfg, store).retry(sync, rows))
+        except (SyncBusy, FatalRunError) as exc:
+            hint = "; retry once that run has finished"
+            raise _Stopped(_stopped(sync, exc, cfg, busy_hint=hint)) from None
+        finally:
+            store.close()
     report = _public_report(report, cfg)
     if output == "json":
         _emit_json(report.as_dict())

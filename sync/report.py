@@ -66,21 +66,22 @@ class RunReport:
         }
 
 
-EXIT_OK, EXIT_CONFIG, EXIT_FATAL, EXIT_REJECTS, EXIT_BUSY = 0, 2, 3, 4, 5
-"""`espbridge`'s exit codes (README, Command line): completed, config error, fatal
-connectivity or auth error, rejects above the threshold, the sync is running elsewhere."""
+EXIT_OK, EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_FATAL, EXIT_REJECTS, EXIT_BUSY = 0, 1, 2, 3, 4, 5
+"""`espbridge`'s exit codes (README, Command line): completed, an unexpected error, config
+error, fatal connectivity or auth error, rejects above the threshold, the sync is running
+elsewhere."""
 
 
 @dataclass(slots=True, frozen=True)
 class StoppedRun:
-    """A sync whose run stopped `espbridge run` before it completed.
+    """What stopped `espbridge run` or `retry` before it completed.
 
-    `--output json` lists it after the reports of the syncs that completed, so stdout is
-    still one JSON document when the command exits 3 or 5.
+    `--output json` lists it after the reports of the syncs that completed (`retry` prints
+    it alone), so stdout is still one JSON document whatever the exit code: 1, 2, 3 or 5.
     """
 
-    sync: str | None  # None when no sync could start (the state store is unreachable)
-    status: str  # "failed" (exit 3) or "busy" (exit 5)
+    sync: str | None  # None when no sync could start (bad config, state store unreachable)
+    status: str  # "busy" (exit 5), else "failed" (exit 1, 2 or 3)
     exit_code: int
     error: str  # redacted by the caller
 

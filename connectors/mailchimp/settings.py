@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from connectors.base import check_mapping_fields
 from mapping.fields import FieldSpec
 from mapping.settings import StrictModel
+from mapping.transforms.phones import default_region
 
 ACTION_NAMES = ("upsert_member", "tags", "member_event", "journey_trigger")
 MergeFieldType = Literal[
@@ -51,12 +52,24 @@ class MergeFieldSpec(FieldSpec):
     )
     default_country: str | None = Field(
         default=None,
-        description="ISO country (e.g. US) for addresses without one and phones without +code.",
+        description="ISO 3166 two-letter country (e.g. US) for addresses without one "
+        "and phones without +code.",
     )
     phone_format: Literal["international", "US"] = Field(
         default="international",
         description="For phone: `international` (E.164) or `US` ((###) ###-####).",
     )
+
+    @field_validator("default_country")
+    @classmethod
+    def _known_country(cls, country: str | None) -> str | None:
+        # Mailchimp takes a country as a two-character ISO 3166 code and files one it does
+        # not know under US (its contact `country`: "Defaults to US if invalid"), and
+        # phonenumbers reads no local number with an unknown region: refuse the code once
+        # here rather than misfile every address or reject every phone without +code.
+        if country is None or not country.strip():
+            return None  # blank is no default, as for Klaviyo's phone_default_region
+        return default_region(country)
 
 
 def default_merge_fields() -> dict[str, MergeFieldSpec]:

@@ -201,7 +201,7 @@ def test_check_reaches_an_inbox_source_through_the_state_store(tmp_path: Path) -
             "sources": {"live": {"type": "inbox"}},
         }
     )
-    results = {item: (ok, detail) for item, ok, detail in asyncio.run(run_checks(config))}
+    results = {item: (ok, detail) for item, ok, detail, _ in asyncio.run(run_checks(config))}
     assert results["source live"] == (True, "inbox: 0 messages, newest id 0")
 
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from sync.checks import exit_code
+from sync.checks import CheckResult, exit_code
 from sync.cli import app
 from tests.sync.fakes import track
 
@@ -64,9 +64,10 @@ def test_check_keeps_3_for_connectivity_alone(tmp_path: Path) -> None:
 
 
 def test_check_exit_code_order() -> None:
-    assert exit_code([("state", True, "")]) == 0
-    assert exit_code([("destination k", False, "down")]) == 3
-    assert exit_code([("destination k", False, "down"), ("schedule", False, "bad")]) == 2
+    down = CheckResult("destination k", False, "down")
+    assert exit_code([CheckResult("state", True, "")]) == 0
+    assert exit_code([down]) == 3
+    assert exit_code([down, CheckResult("schedule", False, "bad", config=True)]) == 2
 
 
 # 3. dry-run requests alone on stdout, counts labelled -----------------------------------

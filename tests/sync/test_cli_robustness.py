@@ -47,7 +47,9 @@ def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_dry_run_with_json_output_refuses_to_mix_stdout(config_file: Path) -> None:
     result = runner.invoke(app, ["run", "-c", str(config_file), "--dry-run", "-o", "json"])
     assert result.exit_code == 2
-    assert result.stdout == ""
+    # stdout holds only the JSON document saying why (as every `-o json` exit does)
+    [refused] = json.loads(result.stdout)
+    assert refused["exit_code"] == 2 and "--dry-run-file" in refused["error"]
     assert "--dry-run-file" in result.stderr
 
 

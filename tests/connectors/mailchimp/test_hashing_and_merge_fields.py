@@ -140,3 +140,43 @@ def test_a_misspelt_mapping_field_is_a_config_error_naming_the_key() -> None:
     }
     with pytest.raises(ConfigError, match=r"mapping\.member_event\.nmae: unknown field"):
         parse_config(config)
+
+
+@pytest.mark.parametrize(
+    ("kind", "country", "says"),
+    [
+        ("address", "UK", "(the United Kingdom is GB)"),
+        ("phone", "USA", "'USA' is not an ISO 3166 region"),
+        ("address", "Germany", "'Germany' is not an ISO 3166 region"),
+    ],
+)
+def test_an_unknown_default_country_is_a_config_error_naming_the_key_and_value(
+    kind: str, country: str, says: str
+) -> None:
+    # Before, any string went to Mailchimp as the address country, or made every phone
+    # without +code a reject.
+    field = {"path": "traits.x", "type": kind, "default_country": country}
+    config = {
+        "destinations": {
+            "mc": {
+                "type": "mailchimp",
+                "api_key": API_KEY,
+                "list_id": "l",
+                "merge_fields": {"FIELD": field},
+            }
+        }
+    }
+    with pytest.raises(ConfigError) as info:
+        parse_config(config)
+    [line] = [x.strip() for x in str(info.value).splitlines()[1:]]
+    assert line.startswith("destinations.mc.merge_fields.FIELD.default_country: ")
+    assert says in line
+
+
+def test_a_default_country_is_read_as_the_iso_code() -> None:
+    assert MergeFieldSpec(type="address", default_country=" gb ").default_country == "GB"
+    assert MergeFieldSpec(type="phone", default_country="").default_country is None
+    assert MergeFieldSpec(type="phone").default_country is None
+    spec = MergeFieldSpec(type="address", default_country="de")
+    address = {"addr1": "Unter den Linden 1", "city": "Berlin", "state": "BE", "zip": "10117"}
+    assert convert("ADDRESS", spec, address)["country"] == "DE"  # as Mailchimp documents it
