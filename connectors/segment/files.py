@@ -8,8 +8,9 @@ after the next one appears ("late files").
 The bookmark therefore has two parts:
 
 * ``sealed_before``: a day (epoch ms). Day folders older than that are finished: they are
-  neither read nor kept in the bookmark. It trails the newest day folder seen by
-  ``late_days`` days, so late files are still read while their day is open.
+  neither read nor kept in the bookmark. It trails the newest day folder seen (today at
+  most) by ``late_days`` days, so late files are still read while their day is open.
+  Sealed day folders directly under the root are not even listed.
 * ``files``: for each file in an open day, ``[lines, offset, complete_size, day]``: lines
   consumed, the byte offset after them (in the decompressed stream for .gz files), the
   file size at which it was read to its end (-1 while it is not), and its day. A file
@@ -38,7 +39,7 @@ from connectors.base import Bookmark
 
 DAY_MS = 86_400_000
 SUFFIXES = (".json", ".jsonl", ".ndjson")
-_DAY_FOLDER = re.compile(r"^\d{13}$")
+DAY_FOLDER = re.compile(r"^\d{13}$")
 BOOKMARK_VERSION = 1
 
 
@@ -86,7 +87,7 @@ def _modified_day(info: dict[str, Any]) -> int | None:
 def day_of(name: str, info: dict[str, Any]) -> int | None:
     """The day partition of a file: its Segment day folder, else its modification day."""
     for part in name.split("/")[:-1]:
-        if _DAY_FOLDER.match(part):
+        if DAY_FOLDER.match(part):
             return int(part)
     return _modified_day(info)
 
@@ -155,7 +156,14 @@ class SegmentBookmark:
                 del self.files[name]
 
 
-def seal_target(listing: list[LogFile], late_days: int) -> int | None:
-    """The day before which everything is sealed once read: newest day - `late_days`."""
+def seal_target(listing: list[LogFile], late_days: int, now_ms: int) -> int | None:
+    """The day before which everything is sealed once read: newest day - `late_days`.
+
+    The newest day counts as today at most: one file or folder dated in the future (a
+    wrong clock, a typo in `touch -d`) would otherwise seal every day up to it, and
+    nothing arriving in the present would ever be read.
+    """
     days = [f.day for f in listing if f.day is not None]
-    return max(days) - late_days * DAY_MS if days else None
+    if not days:
+        return None
+    return min(max(days), now_ms // DAY_MS * DAY_MS) - late_days * DAY_MS

@@ -9,6 +9,7 @@ files and growing files are handled). Malformed lines become `RejectedRow`s nami
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import orjson
 from connectors.base import Bookmark, SourceBatch
 from connectors.errors import SourceUnavailable
 from connectors.segment.files import (
+    DAY_FOLDER,
     FilePosition,
     LogFile,
     SegmentBookmark,
@@ -28,8 +30,8 @@ from connectors.segment.files import (
     seal_target,
 )
 from connectors.segment.gc_pause import gc_paused, gc_resumed
-from connectors.segment.lines import read_lines
-from connectors.segment.settings import SegmentSourceSettings
+from connectors.segment.lines import MAX_LINE, Overlong, Rewritten, read_lines
+from connectors.segment.settings import DEFAULT_PATTERN, SegmentSourceSettings
 from mapping.message import MessageError, parse_message
 from mapping.types import Message, RejectedRow
 
@@ -106,6 +108,24 @@ def _reject(name: str, line_no: int, line: bytes, field: str | None, reason: str
     )
 
 
+def _bad_line(
+    name: str, line_no: int, line: bytes, terminated: bool, exc: Exception
+) -> RejectedRow | None:
+    """The reject for a line that is not JSON; None for a blank line."""
+    if isinstance(line, Overlong):
+        reason = (
+            f"the line is {line.length:,} bytes, longer than {MAX_LINE >> 20} MiB: not a "
+            "message (one JSON object per line is expected; Segment's limit is 32 KB)"
+        )
+        return _reject(name, line_no, line.head, "$", reason)
+    if line.isspace() or not line:
+        return None
+    if terminated:
+        return _reject(name, line_no, line, "$", f"invalid JSON: {exc}")
+    reason = f"invalid JSON in the last line, which has no newline: {exc}"
+    return _reject(name, line_no, line, "$", reason)
+
+
 def _unreadable(name: str, line_no: int, reason: str) -> RejectedRow:
     return RejectedRow(
         source_ref=f"{name}:{line_no + 1}",
@@ -115,6 +135,40 @@ def _unreadable(name: str, line_no: int, reason: str) -> RejectedRow:
         stage="source",
         payload={"file": name, "lines_read": line_no},
     )
+
+
+def _describe(exc: BaseException) -> str:
+    """An fsspec error for a message: its text names the path and the reason."""
+    if isinstance(exc, TypeError):  # s3fs/gcsfs refusing an unknown keyword
+        return f"{exc} (check storage_options)"
+    return str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+
+
+class _IOFailed(Exception):
+    """Opening or reading a listed file failed (`cause`): told apart from our own errors."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Guarded:
+    """A file handle whose errors come out as `_IOFailed`, whatever the filesystem raises."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return bytes(self._handle.read(size))
+        except Exception as exc:
+            raise _IOFailed(exc) from exc
+
+    def seek(self, offset: int, /) -> int:
+        try:
+            return int(self._handle.seek(offset))
+        except Exception as exc:
+            raise _IOFailed(exc) from exc
 
 
 class SegmentSource:
@@ -129,19 +183,26 @@ class SegmentSource:
         self.name = name
         self.settings = settings
         self.stats = SourceStats()
-        self._fs, self._root = _open_fs(settings.path, dict(settings.storage_options))
+        self._fs, self._root = _open_fs(settings.path, settings.fs_options())
         self._root = self._root.rstrip("/")
 
-    def list_files(self) -> list[LogFile]:
-        """List the log files under the root with their sizes, in name order."""
+    def list_files(self, sealed_before: int | None = None) -> list[LogFile]:
+        """List the log files under the root with their sizes, in name order.
+
+        Args:
+            sealed_before: Leave out the day folders (directly under the root) of days
+                before this one: they are sealed, and listing them again on every read
+                would make each read cost as much as the bucket's whole history.
+        """
         self._fs.invalidate_cache()  # a long-lived source must see new files on every read
         try:
-            found = self._fs.glob(f"{self._root}/{self.settings.pattern}", detail=True)
+            found = self._find(sealed_before)
+            missing = not found and not self._fs.exists(self._root)
         except FileNotFoundError:
-            raise SourceError(f"{self.settings.path}: no such folder") from None
-        except OSError as exc:
-            raise SourceError(f"{self.settings.path}: cannot list: {exc}") from exc
-        if not found and not self._fs.exists(self._root):
+            missing = True
+        except Exception as exc:  # denied, unreachable (botocore's own errors), bad option
+            raise SourceError(f"{self.settings.path}: cannot list: {_describe(exc)}") from exc
+        if missing:
             raise SourceError(f"{self.settings.path}: no such folder")
         files = []
         prefix = len(self._root) + 1
@@ -152,6 +213,26 @@ class SegmentSource:
             files.append(LogFile(path, name, int(info["size"]), day_of(name, info)))
         files.sort(key=lambda f: f.name)
         return files
+
+    def _find(self, sealed_before: int | None) -> dict[str, dict[str, Any]]:
+        pattern = f"{self._root}/{self.settings.pattern}"
+        if sealed_before is None or self.settings.pattern != DEFAULT_PATTERN:
+            return dict(self._fs.glob(pattern, detail=True))
+        found: dict[str, dict[str, Any]] = {}
+        for entry in self._fs.ls(self._root, detail=True):  # one level: a delimiter listing
+            path = str(entry["name"]).rstrip("/")
+            folder = path.rsplit("/", 1)[-1]
+            if entry["type"] != "directory":
+                found[path] = entry
+            elif not DAY_FOLDER.match(folder) or int(folder) >= sealed_before:
+                found.update(self._fs.glob(f"{path}/{DEFAULT_PATTERN}", detail=True))
+        return found
+
+    def _open(self, path: str) -> Any:
+        try:
+            return self._fs.open(path, "rb")
+        except Exception as exc:
+            raise _IOFailed(exc) from exc
 
     def check(self) -> str:
         """List the folder; describe what is there or raise `SourceError`."""
@@ -174,8 +255,8 @@ class SegmentSource:
         self.stats = SourceStats()
         recent = _RecentIds(self.settings.duplicate_window)
         batch = _Batch()
-        listing = self.list_files()
-        seal = seal_target(listing, self.settings.late_days)
+        listing = self.list_files(state.sealed_before)
+        seal = seal_target(listing, self.settings.late_days, int(time.time() * 1000))
         for log_file in state.open_files(listing):
             if seal is not None and log_file.day is not None and log_file.day >= seal:
                 state.seal(seal)
@@ -185,7 +266,9 @@ class SegmentSource:
             if position is not None and not log_file.gzipped and position.offset > log_file.size:
                 log.warning("%s shrank below the offset read: reading it again", log_file.name)
                 del state.files[log_file.name]
-            yield from self._read_file(log_file, state, batch, recent, batch_size)
+            # A file of a day sealed by this read is final: nothing will complete its last line.
+            final = seal is not None and log_file.day is not None and log_file.day < seal
+            yield from self._read_file(log_file, state, batch, recent, batch_size, final)
         if seal is not None:
             state.seal(seal)
         if batch.size or state.dump() != initial:
@@ -198,6 +281,34 @@ class SegmentSource:
         batch: _Batch,
         recent: _RecentIds,
         batch_size: int,
+        final: bool,
+    ) -> Iterator[SourceBatch]:
+        name = log_file.name
+        try:
+            try:
+                yield from self._read_lines(log_file, state, batch, recent, batch_size, final)
+            except Rewritten as exc:  # e.g. logrotate's copytruncate, then new lines
+                log.warning("%s was rewritten (%s): reading it again from its start", name, exc)
+                state.files[name] = FilePosition(day=log_file.day)
+                yield from self._read_lines(log_file, state, batch, recent, batch_size, final)
+        except _IOFailed as failed:
+            if not isinstance(failed.cause, FileNotFoundError):
+                raise SourceError(
+                    f"{self.settings.path}: cannot read {name}: {_describe(failed.cause)}"
+                ) from failed.cause
+            # Deleted since the listing (a lifecycle rule, a clean-up): what was read stands.
+            log.warning("%s disappeared before it was read to its end", name)
+            if state.files[name].offset == 0:
+                del state.files[name]  # read it if it comes back
+
+    def _read_lines(
+        self,
+        log_file: LogFile,
+        state: SegmentBookmark,
+        batch: _Batch,
+        recent: _RecentIds,
+        batch_size: int,
+        final: bool,
     ) -> Iterator[SourceBatch]:
         position = state.files.setdefault(log_file.name, FilePosition(day=log_file.day))
         self.stats.files += 1
@@ -206,22 +317,26 @@ class SegmentSource:
         room = batch_size - batch.size
         line_no, offset = position.lines, position.offset
         complete = True
-        with self._fs.open(log_file.path, "rb") as handle, gc_paused():
-            lines = read_lines(handle, gzipped=log_file.gzipped, offset=offset, limit=log_file.size)
+        with self._open(log_file.path) as handle, gc_paused():
+            guarded = _Guarded(handle)
+            lines = read_lines(
+                guarded, gzipped=log_file.gzipped, offset=offset, limit=log_file.size
+            )
             try:
                 for line, end, terminated in lines:
                     line_no += 1
                     try:
                         raw = loads(line)
                     except orjson.JSONDecodeError as exc:
-                        if not terminated and not log_file.gzipped:
+                        if not terminated and not log_file.gzipped and not final:
                             line_no -= 1
                             complete = False  # a line still being written: read it next time
                             break
-                        if line.isspace() or not line:
+                        bad = _bad_line(name, line_no, line, terminated, exc)
+                        if bad is None:  # a blank line: not a record
                             offset = end
                             continue
-                        rejects.append(_reject(name, line_no, line, "$", f"invalid JSON: {exc}"))
+                        rejects.append(bad)
                     else:
                         try:
                             message = parse_message(raw, f"{name}:{line_no}")
@@ -242,6 +357,9 @@ class SegmentSource:
                 # A corrupt or truncated .gz must not stop every later run at this file:
                 # what was read stands, the rest is one rejected row, the file counts as read.
                 rejects.append(_unreadable(name, line_no, str(exc)))
+            except _IOFailed:
+                position.lines, position.offset = line_no, offset  # the lines in the batch
+                raise
         position.lines, position.offset = line_no, offset
         if complete:
             position.complete_size = log_file.size
