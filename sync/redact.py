@@ -7,16 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
 
-SECRET_KEYS = (
-    "api_key",
-    "apikey",
-    "authorization",
-    "password",
-    "secret",
-    "token",
-    "write_key",
-    "writekey",
-)
+from connectors.secrets import is_secret_key
 
 MIN_MASKED = 6
 """Shorter secret values are not masked: replacing "1" or "us" would garble the text."""
@@ -26,12 +17,6 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 _PAIR = re.compile(
     r"(?P<name>[A-Za-z_][\w.-]*)=(?!\[secure\])(?P<value>'[^']*'|\"[^\"]*\"|[^\s&'\",;)\]]+)"
 )
-
-
-def is_secret_key(name: str) -> bool:
-    """True for keys that name a credential (`api_key`, `access_token`, `Authorization`…)."""
-    lowered = name.lower().replace("-", "_")
-    return any(part in lowered or part in lowered.replace("_", "") for part in SECRET_KEYS)
 
 
 def redact(value: Any) -> Any:

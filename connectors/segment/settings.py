@@ -6,33 +6,15 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from connectors.secrets import is_secret_key
 from mapping.settings import StrictModel
-
-# Option names (any nesting, e.g. client_kwargs.aws_secret_access_key) that hold a credential.
-# Their values are kept as SecretStr, so the config's secret list masks them in errors, logs
-# and run records; `fs_options` hands fsspec the plain values.
-_SECRET_PARTS = (
-    "secret",
-    "token",
-    "password",
-    "credential",
-    "private_key",
-    "account_key",
-    "connection_string",
-)
-
 
 DEFAULT_PATTERN = "**/*"
 
 
-def _is_secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in _SECRET_PARTS)
-
-
 def _hide(value: Any, secret: bool) -> Any:
     if isinstance(value, dict):
-        return {k: _hide(v, secret or _is_secret(str(k))) for k, v in value.items()}
+        return {k: _hide(v, secret or is_secret_key(str(k))) for k, v in value.items()}
     if isinstance(value, list):
         return [_hide(v, secret) for v in value]
     return SecretStr(value) if secret and isinstance(value, str) else value
