@@ -228,6 +228,14 @@ class SegmentSource:
                 found.update(self._fs.glob(f"{path}/{DEFAULT_PATTERN}", detail=True))
         return found
 
+    def _grew(self, log_file: LogFile) -> bool:
+        """Whether the file is larger now than when listed: a .gz that ends early because
+        it is still being copied in, not one cut short."""
+        try:
+            return int(self._fs.info(log_file.path)["size"]) > log_file.size
+        except Exception:  # gone or unreadable: judged as it was listed
+            return False
+
     def _open(self, path: str) -> Any:
         try:
             return self._fs.open(path, "rb")
@@ -354,9 +362,12 @@ class SegmentSource:
                             yield batch.flush(state, stats)
                         messages, rejects, room = batch.messages, batch.rejects, batch_size
             except zlib.error as exc:
-                # A corrupt or truncated .gz must not stop every later run at this file:
-                # what was read stands, the rest is one rejected row, the file counts as read.
-                rejects.append(_unreadable(name, line_no, str(exc)))
+                if self._grew(log_file):  # a copy still being written: the rest next time
+                    complete = False
+                else:
+                    # A corrupt or truncated .gz must not stop every later run at this file:
+                    # what was read stands, the rest is one rejected row, the file is read.
+                    rejects.append(_unreadable(name, line_no, str(exc)))
             except _IOFailed:
                 position.lines, position.offset = line_no, offset  # the lines in the batch
                 raise

@@ -244,6 +244,32 @@ def test_storage_credentials_stay_out_of_repr() -> None:
     assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(settings)
 
 
+def test_a_gz_still_being_copied_in_is_read_on_next_time_without_a_reject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Listed while half written (a local `cp` in progress): its early end was a rejected
+    # row ("truncated"), for a file that was fine a moment later.
+    whole = gzip.compress(lines(*(track(n) for n in range(400))), mtime=0)
+    target = tmp_path / "a.gz"
+    target.write_bytes(whole[: len(whole) // 2])
+    src = source(tmp_path)
+    listed = src.list_files
+
+    def list_then_finish_copy(*args: Any, **kwargs: Any) -> Any:
+        listing = listed(*args, **kwargs)
+        target.write_bytes(whole)  # the copy completes after the listing
+        return listing
+
+    monkeypatch.setattr(src, "list_files", list_then_finish_copy)
+    first = read_all(src, None, batch_size=50)
+    monkeypatch.setattr(src, "list_files", listed)
+    second = read_all(src, first.bookmark)
+
+    assert first.rejects == [] and second.rejects == []
+    ids = [m.message_id for m in first.messages + second.messages]
+    assert ids == [f"m-0-{n}" for n in range(400)]
+
+
 def test_corrupt_or_truncated_gz_is_a_reject_and_the_next_files_are_read(tmp_path: Path) -> None:
     whole = gzip.compress(lines(*(track(n) for n in range(400))), mtime=0)
     (tmp_path / "a.gz").write_bytes(whole[: len(whole) // 2])  # an upload cut short
