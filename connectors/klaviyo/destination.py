@@ -11,6 +11,7 @@ from connectors.base import Customer, Outcome, Record
 from connectors.http import gather_or_cancel
 from connectors.klaviyo.actions import ACTIONS, add_to_list, subscribe, unsubscribe
 from connectors.klaviyo.actions.base import MapContext, MapResult
+from connectors.klaviyo.actions.subscribe import reoptins
 from connectors.klaviyo.client import KlaviyoClient
 from connectors.klaviyo.jobs import JobSink, ProfileSink
 from connectors.klaviyo.settings import KlaviyoSettings
@@ -91,9 +92,15 @@ class KlaviyoDestination:
         """Send everything queued; every outcome since the last drain."""
         first = ("profiles", "events", "add_to_list")
         results = await gather_or_cancel(self.sinks[name].flush() for name in first)
-        # Consent last and unsubscribe after subscribe: a withdrawal is always honoured.
-        results.append(await self.sinks["subscribe"].flush())
+        # Consent last and unsubscribe after subscribe: a withdrawal is always honoured,
+        # unless the person opted in again after it (a re-subscribe is then sent last).
+        subscribes = self.sinks["subscribe"]
+        again = reoptins(subscribes.queue, self.sinks["unsubscribe"].queue)
+        later = {id(r) for r in again}
+        subscribes.queue = [r for r in subscribes.queue if id(r) not in later]
+        results.append(await subscribes.flush())
         results.append(await self.sinks["unsubscribe"].flush())
+        results.append(await subscribes.process_batch(again) if again else [])
         outcomes, self._outcomes = self._outcomes, []
         for result in results:
             outcomes.extend(result)

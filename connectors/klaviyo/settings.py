@@ -149,7 +149,10 @@ class KlaviyoSettings(StrictModel):
     )
     unset_on_null: list[str] = Field(
         default_factory=list,
-        description="Profile properties a null trait clears (meta.patch_properties.unset).",
+        description=(
+            "Traits a null clears: properties by meta.patch_properties.unset, standard"
+            " attributes (first_name, title…) by sending null."
+        ),
     )
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)

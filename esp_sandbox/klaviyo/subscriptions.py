@@ -94,6 +94,17 @@ def _subscribe_issues(deps: Deps, profiles: list[Any], historical: bool) -> list
                             "consented_at is required when historical_import is true.",
                         )
                     )
+                if raw and not historical:
+                    # Spec, SubscriptionParameters.consented_at: "if the historical_import
+                    # flag is not included, providing any value for this field will raise
+                    # an error."
+                    issues.append(
+                        BodyIssue(
+                            f"{where}/consented_at",
+                            "consented_at may only be given when historical_import is true.",
+                        )
+                    )
+                    continue
                 parsed = parse_time(raw) if isinstance(raw, str) else None
                 if raw and (parsed is None or parsed > now):
                     issues.append(

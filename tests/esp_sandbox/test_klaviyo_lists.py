@@ -107,6 +107,17 @@ def test_historical_import_needs_past_consented_at(server: SandboxServer) -> Non
     )
 
 
+def test_consented_at_without_historical_import_is_refused(server: SandboxServer) -> None:
+    # Spec, SubscriptionParameters.consented_at: without the historical_import flag,
+    # "providing any value for this field will raise an error".
+    body = _subscribe([_email_consent("a@example.com", consented_at="2024-01-01T00:00:00Z")])
+    response = _send(server, "POST", "/api/profile-subscription-bulk-create-jobs", body)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["source"]["pointer"] == (
+        "/data/attributes/profiles/data/0/attributes/subscriptions/email/marketing/consented_at"
+    )
+
+
 def test_subscribe_and_unsubscribe_count_limits(server: SandboxServer) -> None:
     many = _subscribe([_email_consent(f"u{i}@example.com") for i in range(1001)])
     assert (

@@ -97,18 +97,25 @@ def resolve_message(specs: Mapping[str, FieldSpec], message: Message) -> Resolve
     return resolve(specs, message.raw)
 
 
-def iso_time(value: Any) -> str | None:
-    """ISO-8601 UTC with milliseconds (`2024-07-22T20:08:49.790Z`), or None."""
+def as_datetime(value: Any) -> datetime | None:
+    """An aware UTC datetime from ISO-8601 text or a datetime, else None."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            value = datetime.fromisoformat(value.strip())
         except ValueError:
             return None
     if not isinstance(value, datetime):
         return None
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = aware.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
+    return aware.astimezone(UTC)
+
+
+def iso_time(value: Any) -> str | None:
+    """ISO-8601 UTC with milliseconds (`2024-07-22T20:08:49.790Z`), or None."""
+    aware = as_datetime(value)
+    if aware is None:
+        return None
+    return aware.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def e164(raw: Any, region: str | None) -> tuple[str | None, str | None]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from connectors.base import Customer, Record
 from connectors.klaviyo.actions import track_event
+from connectors.klaviyo.actions.amounts import number
 from connectors.klaviyo.actions.base import (
     MapContext,
     MapResult,
@@ -21,7 +22,7 @@ from connectors.klaviyo.actions.base import (
     specs_for,
 )
 from connectors.klaviyo.defaults import EVENT_DEFAULTS, ORDERED_PRODUCT_METRIC
-from mapping.fields import FieldSpec, Resolved
+from mapping.fields import FieldSpec, Resolved, is_blank
 from mapping.types import Message
 
 NAME = "placed_order"
@@ -66,11 +67,19 @@ def subscribes(message: Message, ctx: MapContext) -> bool:
     )
 
 
-def _line_value(item: Mapping[str, Any]) -> Any:
-    price, quantity = item.get("price"), item.get("quantity", 1)
-    if isinstance(price, int | float) and isinstance(quantity, int | float):
-        return round(price * quantity, 2)
-    return price if isinstance(price, int | float) else None
+def _line_value(item: Mapping[str, Any], line: int) -> float | int | tuple[str, str] | None:
+    """price times quantity (1 when absent), or (field, reason) when either is no number."""
+    amounts: dict[str, float | int | None] = {}
+    for name in ("price", "quantity"):
+        raw = item.get(name)
+        try:
+            amounts[name] = number(None if is_blank(raw) else raw)
+        except ValueError:
+            return (f"properties.products[{line}].{name}", f"{name}: {raw!r} is not a number")
+    price, quantity = amounts["price"], amounts["quantity"]
+    if price is None:
+        return None
+    return price if quantity is None else round(price * quantity, 2)
 
 
 def _record(
@@ -117,11 +126,21 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
                 )
             )
             continue
+        value = _line_value(item, line)
+        if isinstance(value, tuple):
+            out.append(reject(message, ctx, value[0], value[1], key))
+            continue
+        properties = {**base, **item}
+        if len(properties) > track_event.MAX_PROPERTIES:
+            # The order's own count was checked; its line adds the product's keys.
+            reason = f"{len(properties)} properties with the order's; Klaviyo allows 400"
+            out.append(reject(message, ctx, f"properties.products[{line}]", reason, key))
+            continue
         product = {
             **order,
             "metric": line_metric,
-            "properties": {**base, **item},
-            "value": _line_value(item),
+            "properties": properties,
+            "value": value,
             "unique_id": key,
         }
         out.append(_record(message, product, line, resolved))

@@ -9,6 +9,7 @@ consented; messages older than the freshness window go as `historical_import` wi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -135,6 +136,27 @@ def wanted_channels(message: Message, ctx: MapContext) -> list[str]:
 def batch_key(record: Record) -> tuple[Any, ...]:
     """Records of one job share a list and the historical flag."""
     return (record.fields.get("list_id"), bool(record.fields.get("historical_import")))
+
+
+def addresses(record: Record) -> set[tuple[str, str]]:
+    """(channel, address) pairs a subscribe or unsubscribe record is about."""
+    fields = record.fields
+    pairs = {("email", fields.get("email")), ("sms", fields.get("phone_number"))}
+    return {(channel, str(address)) for channel, address in pairs if address}
+
+
+def reoptins(subscribes: Sequence[Record], unsubscribes: Sequence[Record]) -> list[Record]:
+    """Subscribes given after the last unsubscribe of the same address and channel.
+
+    An unsubscribe is sent after the subscribes of its batch, so a withdrawal always
+    wins over earlier consent; these later ones must go after it, or a person who
+    opted in again would be left unsubscribed.
+    """
+    last: dict[tuple[str, str], datetime] = {}
+    for record in unsubscribes:
+        for pair in addresses(record):
+            last[pair] = max(last.get(pair, record.event_time), record.event_time)
+    return [r for r in subscribes if any(r.event_time > last[p] for p in addresses(r) if p in last)]
 
 
 def _profile(fields: Mapping[str, Any]) -> Body:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Customer, Record
+from connectors.klaviyo.actions.amounts import currency_code, number
 from connectors.klaviyo.actions.base import (
     ActionFields,
     ApiRequest,
@@ -20,6 +21,7 @@ from connectors.klaviyo.actions.base import (
     MapContext,
     MapResult,
     RowError,
+    as_datetime,
     identifiers,
     iso_time,
     json_size,
@@ -42,6 +44,7 @@ LIMITS = BatchLimits(max_items=1000, max_bytes=5_000_000)
 BULK_COLLECTION = "/data/attributes/events-bulk-create/data"
 MAX_METRIC = 127
 MAX_PROPERTIES = 400
+EPOCH_HINT = ' (for epoch seconds add transform = "iso8601" to the time mapping)'
 
 
 class EventProfile(BaseModel):
@@ -79,15 +82,6 @@ def subscribes(message: Message, ctx: MapContext) -> bool:
     )
 
 
-def number(value: Any) -> float | int | None:
-    """A JSON number from a number or numeric string; None when blank; ValueError otherwise."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value
-    return float(str(value).strip())
-
-
 def event_fields(
     message: Message,
     customer: Customer | None,
@@ -113,12 +107,18 @@ def event_fields(
         value = number(values.get("value"))
     except ValueError:
         return ("value", f"value: {values.get('value')!r} is not a number")
+    currency, dropped = currency_code(values.get("value_currency"))
+    notes.extend([dropped] if dropped else [])
     name = metric or ctx.metric_name(str(values.get("metric_name") or ""))
     if not name or len(name) > MAX_METRIC:
         return ("metric_name", f"metric_name: must be 1 to {MAX_METRIC} characters: {name!r}")
-    properties = {
-        k: v for k, v in dict(values.get("properties") or {}).items() if k not in VALUE_KEYS
-    }
+    when = as_datetime(values.get("time"))
+    if values.get("time") is not None and when is None:
+        return ("time", f"time: {values['time']!r} is not an ISO-8601 date-time{EPOCH_HINT}")
+    mapped = values.get("properties") or {}
+    if not isinstance(mapped, Mapping):
+        return ("properties", f"properties: must be an object, got {type(mapped).__name__}")
+    properties = {k: v for k, v in mapped.items() if k not in VALUE_KEYS}
     if len(properties) > MAX_PROPERTIES:
         return ("properties", f"properties: at most {MAX_PROPERTIES}, got {len(properties)}")
     # A string over 100 KB would make Klaviyo refuse it after a request (within a bulk
@@ -129,11 +129,12 @@ def event_fields(
     return {
         "metric": name,
         "properties": properties,
-        "time": iso_time(values.get("time")),
+        "time": iso_time(when),
         "value": value,
-        "value_currency": values.get("value_currency"),
+        "value_currency": currency,
         "unique_id": str(values.get("unique_id") or message.message_id),
-        "backfill": ctx.is_backfill(message.timestamp),
+        # The event's own time decides: old orders loaded today must not start flows.
+        "backfill": ctx.is_backfill(when or message.timestamp),
         "profile": profile,
         "profile_id": known_id,
         "notes": notes,

@@ -39,6 +39,7 @@ from connectors.klaviyo.actions.base import (
 from connectors.klaviyo.defaults import PROFILE_DEFAULTS, PROFILE_TRAIT_EXCLUDES
 from connectors.klaviyo.errors import error_entries, field_of
 from mapping.fields import FieldSpec, is_blank
+from mapping.paths import get_path
 from mapping.types import Message
 
 NAME = "upsert_profile"
@@ -47,6 +48,8 @@ LIMITS = BatchLimits(max_items=10_000, max_bytes=5_000_000)
 MAX_PROFILE_BYTES = 100_000
 BULK_COLLECTION = "/data/attributes/profiles/data"
 STANDARD = ("first_name", "last_name", "organization", "title", "image", "locale")
+NUMERIC_LOCATION = frozenset({"location.latitude", "location.longitude"})
+"""Location attributes Klaviyo takes as a number or text; every other one is text."""
 
 
 class ProfileFields(ActionFields):
@@ -80,15 +83,33 @@ def _unset(message: Message, ctx: MapContext) -> list[str]:
     ]
 
 
-def profile_attributes(values: Mapping[str, Any], ids: Mapping[str, str]) -> dict[str, Any]:
-    """Profile attributes from resolved values (blank values left out)."""
+def _text(name: str, value: Any, notes: list[str]) -> Any:
+    """A standard attribute as Klaviyo types it: text (a number is written as text;
+    latitude and longitude may stay numbers), else None with a note saying why."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if name in NUMERIC_LOCATION:
+            return value
+        return str(int(value)) if float(value).is_integer() else str(value)
+    notes.append(f"{name.removeprefix('location.')} dropped: {value!r} is not text")
+    return None
+
+
+def profile_attributes(
+    values: Mapping[str, Any], ids: Mapping[str, str], notes: list[str]
+) -> dict[str, Any]:
+    """Profile attributes from resolved values (blank values left out, notes appended)."""
     attributes: dict[str, Any] = dict(ids)
-    attributes.update({k: values[k] for k in STANDARD if not is_blank(values.get(k))})
-    location = {
-        k.removeprefix("location."): v
-        for k, v in values.items()
-        if k.startswith("location.") and not is_blank(v)
-    }
+    for name in STANDARD:
+        if not is_blank(values.get(name)):
+            text = _text(name, values[name], notes)
+            attributes.update({name: text} if text is not None else {})
+    location = {}
+    for name, value in values.items():
+        if name.startswith("location.") and not is_blank(value):
+            text = _text(name, value, notes)
+            location.update({name.removeprefix("location."): text} if text is not None else {})
     if location:
         attributes["location"] = location
     properties = _properties(values)
@@ -97,11 +118,22 @@ def profile_attributes(values: Mapping[str, Any], ids: Mapping[str, str]) -> dic
     return attributes
 
 
+def _one_line_address(message: Message) -> str | None:
+    """Segment's `address` is an object; sent as one line of text, it is address line 1."""
+    for where in ("traits", "context.traits"):
+        value = get_path(message.raw, f"{where}.address")
+        if isinstance(value, str) and not is_blank(value):
+            return value.strip()
+    return None
+
+
 def map_message(message: Message, customer: Customer | None, ctx: MapContext) -> MapResult:
     """One profile record per identify call."""
     key = f"profile:{message.message_id}"
     resolved = resolve_message(specs_for(NAME, DEFAULTS, ctx), message)
-    values = resolved.values
+    values = dict(resolved.values)
+    if is_blank(values.get("location.address1")):
+        values["location.address1"] = _one_line_address(message)
     ids, notes = identifiers(values, customer, ctx, anonymous=False)
     known = profile_id(customer)
     if not ids and not known:
@@ -114,9 +146,16 @@ def map_message(message: Message, customer: Customer | None, ctx: MapContext) ->
                 key,
             )
         ]
+    attributes = profile_attributes(values, ids, notes)
+    unset = _unset(message, ctx)
+    # `patch_properties.unset` removes custom properties only: a standard attribute
+    # is cleared by sending it as null (unless another path gave it a value).
+    for name in [n for n in unset if n in STANDARD]:
+        unset.remove(name)
+        attributes.setdefault(name, None)
     fields = {
-        "attributes": profile_attributes(values, ids),
-        "unset": _unset(message, ctx),
+        "attributes": attributes,
+        "unset": unset,
         "profile_id": known,
         "notes": notes,
     }

@@ -228,3 +228,33 @@ def _create_list(url: str, name: str) -> str:
     response = httpx.post(f"{url}/api/lists", json=body, headers=headers)
     response.raise_for_status()
     return str(response.json()["data"]["id"])
+
+
+async def test_unset_on_null_clears_first_name_and_a_property_in_klaviyo() -> None:
+    with sandbox.SandboxServer(context.SandboxConfig(seed=7, time_scale=60)) as server:
+        settings = _settings(server.klaviyo_url, unset_on_null=["first_name", "plan"])
+        dest = KlaviyoDestination("klaviyo", settings)
+        await _send(dest, [_identify("i-1", "u-1", email="ann@example.com", first_name="Ann")])
+        await _send(dest, [_identify("i-2", "u-1", email="ann@example.com", plan="pro")])
+        outcomes = await _send(
+            dest, [_identify("i-3", "u-1", email="ann@example.com", first_name=None, plan=None)]
+        )
+        await dest.aclose()
+        [ann] = server.state()["klaviyo"]["profiles"]
+    assert [o.status for o in outcomes] == [OutcomeStatus.ACKNOWLEDGED]
+    assert ann["attributes"].get("first_name") is None
+    assert "plan" not in ann["properties"]
+
+
+async def test_a_numeric_zip_code_reaches_klaviyo_as_text() -> None:
+    # Warehouses often type postal codes as integers; Klaviyo's location.zip is a string.
+    with sandbox.SandboxServer(context.SandboxConfig(seed=8, time_scale=60)) as server:
+        dest = KlaviyoDestination("klaviyo", _settings(server.klaviyo_url))
+        address = {"city": "San Francisco", "postal_code": 94107}
+        outcomes = await _send(
+            dest, [_identify("i-1", "u-1", email="a@example.com", address=address)]
+        )
+        await dest.aclose()
+        [profile] = server.state()["klaviyo"]["profiles"]
+    assert [o.status for o in outcomes] == [OutcomeStatus.ACKNOWLEDGED]
+    assert profile["attributes"]["location"]["zip"] == "94107"
