@@ -85,19 +85,39 @@ class Delivery:
         return rejected(record, f"unknown action {record.action!r}", "action")
 
     async def upsert(self, record: Record) -> Outcome:
-        """PUT the member (idempotent)."""
+        """PUT the member (idempotent), after moving a known member to a new address."""
         s = self.settings
         request = upsert_member.build_request(
             self.audience(record), record.fields, s.status_if_new, s.skip_merge_validation
         )
         try:
-            body = await self._call(request)
+            body = await self._rename(record)
+            if body is None:
+                body = await self._call(request)
         except RejectedPayload as error:
             return _reject_from(record, error)
         learned = {}
         if isinstance(body, Mapping) and body.get("id"):
             learned["mailchimp_subscriber_hash"] = str(body["id"])
         return acknowledged(record, learned)
+
+    async def _rename(self, record: Record) -> Any:
+        """PATCH the customer's member under its old address to the new one.
+
+        Returns the updated member, or None when no old member took the address: none
+        is left (404: already moved, or never there), or the new address cannot be
+        given to it (e.g. it is another member's already) and the PUT decides.
+        """
+        for old_hash in record.fields.get("previous_hashes") or ():
+            request = upsert_member.build_rename_request(
+                self.audience(record), old_hash, record.fields, self.settings.skip_merge_validation
+            )
+            try:
+                return await self._call(request) or {}
+            except RejectedPayload as error:
+                if error.status != 404:
+                    return None
+        return None
 
     async def tags(self, record: Record) -> Outcome:
         """Set tags active/inactive (idempotent)."""

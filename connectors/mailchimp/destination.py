@@ -24,15 +24,22 @@ from connectors.mailchimp.actions import (
     upsert_member,
 )
 from connectors.mailchimp.client import MailchimpClient
-from connectors.mailchimp.hashing import is_plausible_email, normalise_email
+from connectors.mailchimp.hashing import (
+    has_utf8_prefix,
+    is_plausible_email,
+    normalise_email,
+    subscriber_hash,
+)
 from connectors.mailchimp.merge_fields import MergeFieldError, convert
-from connectors.mailchimp.settings import MailchimpSettings
+from connectors.mailchimp.settings import MailchimpSettings, is_audience_id
 from connectors.mailchimp.sink import MailchimpSink
 from mapping.fields import FieldSpec, Resolved, resolve
 from mapping.message import MessageError, parse_timestamp
 from mapping.types import Message, RejectedRow
 
 ACTIONS = {m.NAME: m for m in (upsert_member, tags, member_event, journey_trigger)}
+KNOWN_HASHES = "mailchimp_subscriber_hash"
+"""The identifier kind of a member id espbridge learned from Mailchimp."""
 Built = tuple[dict[str, Any], tuple[str, ...]]
 """A record's fields, and the fields beyond the action's own that a fallback filled
 (upsert_member's `merge_fields.<TAG>`)."""
@@ -65,8 +72,25 @@ def message_data(message: Message, customer: Customer | None) -> dict[str, Any]:
             "email": customer.first("email"),
             "id": customer.customer_id,
             "traits": dict(customer.traits),
+            # The members espbridge wrote for this person (their PUT answers' ids).
+            KNOWN_HASHES: list(customer.identifiers.get(KNOWN_HASHES) or ()),
         }
     return data
+
+
+def previous_hashes(data: Mapping[str, Any], email: str) -> list[str]:
+    """The customer's known members under other addresses: an email change to apply.
+
+    Only members espbridge itself wrote (their ids were learned from its PUTs) are
+    candidates, and none when the new address's member is known already: then the
+    change was applied before, and a late message must not move the member back.
+    """
+    customer = data.get("customer")
+    known = customer.get(KNOWN_HASHES) if isinstance(customer, Mapping) else None
+    hashes = [str(h).lower() for h in known or ()]
+    if subscriber_hash(email) in hashes:
+        return []
+    return list(dict.fromkeys(hashes))
 
 
 class MailchimpDestination:
@@ -140,7 +164,12 @@ class MailchimpDestination:
             if built is not None:
                 fields, more_fallbacks = built
                 if resolved.values.get("list_id"):
-                    fields["list_id"] = str(resolved.values["list_id"])
+                    audience = str(resolved.values["list_id"]).strip()
+                    if not is_audience_id(audience):
+                        reason = f"not a Mailchimp audience id: {audience[:80]!r}"
+                        out.append(self._reject(message, key, "list_id", reason))
+                        continue
+                    fields["list_id"] = audience
                 fallbacks = (*resolved.fallbacks_used, *more_fallbacks)
                 out.append(
                     Record(
@@ -170,12 +199,20 @@ class MailchimpDestination:
         raw = resolved.values.get("email")
         if not isinstance(raw, str) or not is_plausible_email(raw):
             raise MappingReject("email", f"not a valid email address: {str(raw)[:80]!r}")
+        if has_utf8_prefix(raw):
+            raise MappingReject(
+                "email",
+                f"Mailchimp accepts no characters outside ASCII before the @: {raw[:80]!r}",
+            )
         return normalise_email(raw)
 
     def _upsert_fields(
         self, message: Message, resolved: Resolved, data: Mapping[str, Any]
     ) -> Built:
         fields: dict[str, Any] = {"email": self._email(resolved)}
+        moved_from = previous_hashes(data, fields["email"])
+        if moved_from:
+            fields["previous_hashes"] = moved_from
         merge = resolve(self.settings.merge_fields, data)
         if merge.missing:
             tag = merge.missing[0]

@@ -7,6 +7,7 @@ refused credentials; `classify_403` tells them apart so they are retried.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -35,14 +36,19 @@ def problem_title(response: httpx.Response) -> str:
 
 
 def parse_problem(response: httpx.Response) -> tuple[str, str | None]:
-    """Extract (detail, field) from a Mailchimp error answer.
-
-    The detail is `title: detail` plus each field error's message, so a reject says
-    what Mailchimp said; the field is the first field error's name, if any.
-    """
+    """Extract (detail, field) from a Mailchimp error answer (see `problem_reason`)."""
     body = _body(response)
     if not body:
         return text_reason(response), None
+    return problem_reason(body, response.status_code)
+
+
+def problem_reason(body: Mapping[str, Any], status: int) -> tuple[str, str | None]:
+    """(reason, field) of a problem document, direct or inside a batch result.
+
+    The reason is `title: detail` plus each field error's message, so a reject says
+    what Mailchimp said; the field is the first field error's name, if any.
+    """
     title = str(body.get("title") or "").strip()
     detail = str(body.get("detail") or "").strip()
     text = f"{title}: {detail}" if title and detail else (title or detail)
@@ -57,7 +63,7 @@ def parse_problem(response: httpx.Response) -> tuple[str, str | None]:
                 parts.append(f"{name}: {error.get('message', '')}".strip(": "))
         if parts:
             text = f"{text} ({'; '.join(parts)})"
-    return text or f"HTTP {response.status_code}", field
+    return text or f"HTTP {status}", field
 
 
 def is_throttling(response: httpx.Response) -> bool:

@@ -24,6 +24,16 @@ def is_plausible_email(email: str) -> bool:
     return _EMAIL.match(normalise_email(email)) is not None
 
 
+def has_utf8_prefix(email: str) -> bool:
+    """True when the part before the @ is not ASCII, which Mailchimp refuses.
+
+    Mailchimp's help ("International characters in Mailchimp"): UTF-8 characters are
+    blocked in an address's prefix (dirección@domain.com) but allowed in its domain
+    (test@ñoñó1234.com).
+    """
+    return not normalise_email(email).rpartition("@")[0].isascii()
+
+
 def subscriber_hash(email: str) -> SubscriberHash:
     """The member id of `email`: md5 of the lower-cased, trimmed address.
 

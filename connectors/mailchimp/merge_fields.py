@@ -18,6 +18,7 @@ reject that names the record and the merge tag instead of a Mailchimp 400:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,16 +93,27 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+# Commas only as thousands separators: "1,5" is a decimal comma (1.5 in much of
+# Europe), and reading it as 15 would store a silently wrong number.
+_NUMBER = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d*)?([eE][+-]?\d+)?$")
+
+
 def _number(tag: str, value: Any) -> int | float:
     if isinstance(value, bool):
         raise MergeFieldError(tag, f"expected a number, got {value!r}")
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return value
-    try:
-        number = float(str(value).strip().replace(",", ""))
-    except ValueError:
-        raise MergeFieldError(tag, f"expected a number, got {str(value)[:40]!r}") from None
-    return int(number) if number.is_integer() else number
+    text = str(value).strip()
+    number = value if isinstance(value, float) else None
+    if number is None and _NUMBER.match(text):
+        try:
+            number = float(text.replace(",", ""))
+        except ValueError:  # "e5", ".": the pattern's parts are all optional
+            number = None
+    # NaN and infinity have no JSON form: they would reach Mailchimp as null.
+    if number is None or not math.isfinite(number):
+        raise MergeFieldError(tag, f"expected a number, got {text[:40]!r}")
+    return int(number) if number.is_integer() and not isinstance(value, float) else number
 
 
 _MONTH_DAY = re.compile(r"^(\d{2})/(\d{2})$")
@@ -110,11 +122,21 @@ _MONTH_DAY = re.compile(r"^(\d{2})/(\d{2})$")
 def _birthday(tag: str, value: Any, date_format: str) -> str:
     text = str(value).strip() if isinstance(value, str) else ""
     if _MONTH_DAY.match(text):
-        return text  # already MM/DD or DD/MM: the audience's format is the user's to pick
+        # Already MM/DD or DD/MM: the audience's format is the user's to pick, but a
+        # day that no year has (13/45, 04/31) is refused now, naming the tag. Read
+        # in a leap year: 02/29 is a birthday.
+        try:
+            datetime.strptime(f"{text}/2000", _strftime(date_format) + "/%Y")
+        except ValueError:
+            raise MergeFieldError(
+                tag, f"expected a birthday as {date_format.upper()}, got {text!r}"
+            ) from None
+        return text
     return _as_date(tag, value).strftime(_strftime(date_format))
 
 
-def _as_date(tag: str, value: Any) -> date:
+def _as_date(tag: str, value: Any, date_format: str | None = None) -> date:
+    """An ISO-8601 date, or one already written in the audience's `date_format`."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
@@ -123,7 +145,19 @@ def _as_date(tag: str, value: Any) -> date:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
     except ValueError:
-        raise MergeFieldError(tag, f"expected an ISO-8601 date, got {text[:40]!r}") from None
+        pass
+    if date_format:
+        # A source that already writes the audience's format ("04/07/1990" for
+        # MM/DD/YYYY) means what the marketer sees in Mailchimp; strptime also
+        # refuses impossible dates such as 13/45/1990.
+        try:
+            return datetime.strptime(text, _strftime(date_format)).date()
+        except ValueError:
+            pass
+        expected = f"an ISO-8601 date or {date_format.upper()}"
+    else:
+        expected = "an ISO-8601 date"
+    raise MergeFieldError(tag, f"expected {expected}, got {text[:40]!r}")
 
 
 def _strftime(date_format: str) -> str:
@@ -189,7 +223,8 @@ def convert(tag: str, spec: MergeFieldSpec, value: Any) -> Any:
     if kind == "number":
         return _number(tag, value)
     if kind == "date":
-        return _as_date(tag, value).strftime(_strftime(spec.date_format or "YYYY-MM-DD"))
+        date_format = spec.date_format or "YYYY-MM-DD"
+        return _as_date(tag, value, date_format).strftime(_strftime(date_format))
     if kind == "birthday":
         return _birthday(tag, value, spec.date_format or "MM/DD")
     if kind == "address":

@@ -28,6 +28,14 @@ MergeFieldType = Literal[
 ]
 _KEY = re.compile(r"^[^-\s]+-(?P<dc>[a-z]+[0-9]+)$")
 _MERGE_TAG = re.compile(r"^[A-Z][A-Z0-9_]{0,9}$")
+# An audience id goes into every URL path: anything but letters and digits (a `/`,
+# `?`, `..`) would steer the call to another endpoint.
+_AUDIENCE_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+
+
+def is_audience_id(value: str) -> bool:
+    """True for a plausible audience (list) id: letters and digits, e.g. `a1b2c3d4e5`."""
+    return _AUDIENCE_ID.match(value) is not None
 
 
 def _merge_tag_hint(action: str, key: str) -> str | None:
@@ -111,7 +119,7 @@ class BatchSettings(StrictModel):
         "records (large backfills); unset = never.",
     )
     operations_per_batch: int = Field(
-        default=1000, ge=1, description="Operations per POST /batches request."
+        default=1000, ge=1, le=1000, description="Operations per POST /batches request (max 1000)."
     )
     poll_seconds: float = Field(default=2.0, gt=0, description="Batch status poll interval.")
     batch_timeout_seconds: float = Field(
@@ -203,6 +211,11 @@ class MailchimpSettings(StrictModel):
             raise ValueError("api_key: expected `<key>-<dc>`, e.g. …-us19 (or set dc)")
         if self.oauth_token is not None and self.dc is None and self.base_url is None:
             raise ValueError("oauth_token needs dc (the account's data center, e.g. us19)")
+        if not is_audience_id(self.list_id):
+            raise ValueError(f"list_id: not a Mailchimp audience id: {self.list_id[:80]!r}")
+        for tag in self.static_tags:
+            if not tag.strip() or len(tag.strip()) > 100:  # Mailchimp: tag names 1-100
+                raise ValueError(f"static_tags: {tag[:60]!r} must be 1-100 characters")
         for name in [*self.actions, *self.mapping]:
             if name not in ACTION_NAMES:
                 raise ValueError(f"unknown action {name!r}; expected one of {ACTION_NAMES}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from connectors.base import Outcome, OutcomeStatus, Record
@@ -23,6 +23,7 @@ from connectors.mailchimp.actions import (
     audience_of,
     batch_operations,
     batch_subscribe,
+    tags,
     upsert_member,
 )
 from connectors.mailchimp.client import MailchimpClient
@@ -30,6 +31,36 @@ from connectors.mailchimp.delivery import Delivery, acknowledged, rejected
 from connectors.mailchimp.settings import MailchimpSettings
 
 MAX_BATCHES_IN_FLIGHT = 2
+Member = tuple[str, str]
+"""(audience, email)."""
+
+
+class TagTurn:
+    """One tags record's place in its member's queue of tag calls.
+
+    Tag calls of one member must reach Mailchimp in message order: `vip` added by one
+    identify and removed by the next must end removed. Calls in flight together can
+    land in either order, so each waits for the member's previous tag call (of this
+    flush or of an earlier one still in flight) to finish first.
+    """
+
+    def __init__(self, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]):
+        self.previous = previous
+        self.mine = mine
+
+    def waits(self) -> bool:
+        """True while an earlier tag call of the member is unfinished."""
+        return self.previous is not None and not self.previous.done()
+
+    async def wait(self) -> None:
+        """Wait for the member's previous tag call, whatever its outcome."""
+        if self.previous is not None:
+            await asyncio.shield(self.previous)
+
+    def done(self) -> None:
+        """Let the member's next tag call go."""
+        if not self.mine.done():
+            self.mine.set_result(None)
 
 
 class MailchimpSink:
@@ -44,6 +75,7 @@ class MailchimpSink:
         self._tasks: list[asyncio.Task[None]] = []
         self._outcomes: list[Outcome] = []
         self._ready: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._tag_tail: dict[Member, asyncio.Future[None]] = {}
 
     async def process_record(self, record: Record) -> None:
         """Queue one record; flush when the queue is full or its oldest record is old."""
@@ -60,10 +92,17 @@ class MailchimpSink:
         if not records:
             return
         loop = asyncio.get_running_loop()
+        turns: dict[str, TagTurn] = {}
         for record in records:
             if record.action == upsert_member.NAME:
                 self._ready[self._member(record)] = loop.create_future()
-        self._tasks.append(asyncio.create_task(self.process_batch(records)))
+            elif record.action == tags.NAME and record.key not in turns:
+                mine: asyncio.Future[None] = loop.create_future()
+                previous = self._tag_tail.get(self._member(record))
+                self._tag_tail[self._member(record)] = mine
+                turns[record.key] = TagTurn(previous, mine)
+        self._forget_finished_tags()
+        self._tasks.append(asyncio.create_task(self.process_batch(records, turns)))
         running = [task for task in self._tasks if not task.done()]
         while len(running) > MAX_BATCHES_IN_FLIGHT:
             await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -95,34 +134,59 @@ class MailchimpSink:
         for task in done:
             task.result()
 
-    async def process_batch(self, records: Sequence[Record]) -> None:
+    def _forget_finished_tags(self) -> None:
+        self._tag_tail = {m: f for m, f in self._tag_tail.items() if not f.done()}
+
+    async def process_batch(
+        self, records: Sequence[Record], turns: dict[str, TagTurn] | None = None
+    ) -> None:
         """Send one batch of records and collect their outcomes."""
+        turns = turns if turns is not None else {}
         all_upserts = [r for r in records if r.action == upsert_member.NAME]
         try:
             threshold = self.settings.batch.operations_threshold
             if threshold is not None and len(records) >= threshold:
-                records = await self._via_batches(records)
+                # Operations of one batch run in no set order: a member's tag call that
+                # must follow another of its tag calls is sent directly, in turn.
+                held = [r for r in records if r.key in turns and turns[r.key].waits()]
+                held_keys = {r.key for r in held}
+                batched = [r for r in records if r.key not in held_keys]
+                records = [*held, *await self._via_batches(batched)]
                 left = {r.key for r in records}
-                for record in all_upserts:
-                    if record.key not in left:
+                for record in batched:
+                    if record.key in left:
+                        continue
+                    if record.action == upsert_member.NAME:
                         self._member_done(record)
+                    elif record.key in turns:
+                        turns[record.key].done()
             upserts = [r for r in records if r.action == upsert_member.NAME]
             others = [r for r in records if r.action != upsert_member.NAME]
             await gather_or_cancel(
-                [self._upserts(upserts), *(self._after_member(r) for r in others)]
+                [self._upserts(upserts), *(self._after_member(r, turns) for r in others)]
             )
         finally:
             for record in all_upserts:  # never leave a later record waiting on a failed batch
                 self._member_done(record)
+            for turn in turns.values():
+                turn.done()
 
     def _member(self, record: Record) -> tuple[str, str]:
         return audience_of(record.fields, self.settings.list_id), record.fields["email"]
 
-    async def _after_member(self, record: Record) -> None:
+    async def _after_member(self, record: Record, turns: Mapping[str, TagTurn]) -> None:
         ready = self._ready.get(self._member(record))
         if ready is not None:
             await asyncio.shield(ready)
-        self._outcomes.append(await self.delivery.send(record))
+        turn = turns.get(record.key)
+        if turn is None:
+            self._outcomes.append(await self.delivery.send(record))
+            return
+        try:
+            await turn.wait()
+            self._outcomes.append(await self.delivery.send(record))
+        finally:
+            turn.done()
 
     def _member_done(self, record: Record) -> None:
         member = self._member(record)
@@ -140,11 +204,16 @@ class MailchimpSink:
                     repeats.append(record)
                 else:
                     first[self._member(record)] = record
-            unique = list(first.values())
+            # An email change is a PATCH of the old member: batch subscribe would add a
+            # second member under the new address.
+            unique = [r for r in first.values() if not r.fields.get("previous_hashes")]
+            moving = [r for r in first.values() if r.fields.get("previous_hashes")]
             if len(unique) >= self.settings.batch.batch_subscribe_min:
-                await self._batch_subscribe(unique)
+                await gather_or_cancel(
+                    [self._batch_subscribe(unique), self._each(moving, self._put)]
+                )
             else:
-                await self._each(unique, self._put)
+                await self._each([*unique, *moving], self._put)
             for record in repeats:  # in order, after the first upsert of that member
                 await self._put(record)
         finally:

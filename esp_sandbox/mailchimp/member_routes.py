@@ -7,7 +7,9 @@ from collections.abc import Callable
 from esp_sandbox.mailchimp import errors
 from esp_sandbox.mailchimp.members import (
     STATUSES,
+    change_email,
     check_email,
+    check_email_change,
     check_hash_matches,
     check_status,
     member_json,
@@ -80,8 +82,11 @@ def install(table: OperationTable, store: MailchimpStore, audience_of: AudienceO
     def patch_member(call: Call) -> Reply:
         audience, body = audience_of(call), call.object_body()
         member = find_member(audience, call.path_params["hash"])
+        email = member.email
         if "email_address" in body:
-            check_hash_matches(call.path_params["hash"], check_email(body["email_address"]))
+            # An update may change the address (spec: PATCH body `email_address`).
+            email = check_email(body["email_address"])
+            check_email_change(audience, member, email)
         status = body.get("status")
         if status is not None:
             check_status(status, "status", STATUSES[:-1])
@@ -94,7 +99,7 @@ def install(table: OperationTable, store: MailchimpStore, audience_of: AudienceO
             status=status,
             skip_required=call.flag("skip_merge_validation"),
         )
-        return Reply(200, member_json(audience, updated))
+        return Reply(200, member_json(audience, change_email(audience, updated, email)))
 
     def post_member(call: Call) -> Reply:
         audience, body = audience_of(call), call.object_body()

@@ -1,8 +1,9 @@
 """List members: the upsert rules shared by PUT, PATCH, POST, batch subscribe and `/batches`.
 
 Rules (shared/notes/esp-api-contracts.md §2.2, §2.7):
-- members are keyed by md5(lowercase(email)); a path hash that is not the
-  body's address hash is rejected;
+- members are keyed by md5(lowercase(email)); a PUT whose path hash is not the
+  body's address hash is rejected, a PATCH with another address changes the
+  member's address (unless another live member has it);
 - a new member needs `status_if_new` or `status`; an existing member's status
   changes only through an explicit `status`;
 - unsubscribed or cleaned members cannot be made subscribed/pending again
@@ -26,7 +27,10 @@ from esp_sandbox.mailchimp.store import Audience, MailchimpStore, Member, subscr
 
 STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
 COMPLIANCE_STATES = ("unsubscribed", "cleaned")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+# Mailchimp's help ("International characters in Mailchimp"): UTF-8 is refused in an
+# address's prefix (dirección@domain.com) but allowed in its domain, an IDN
+# (test@ñoñó1234.com): the local part is ASCII, a domain label any letter or digit.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[^\W_]|-)+(\.(?:[^\W_]|-)+)+$")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 EMAIL_DETAIL = "Please provide a valid email address."
 
@@ -192,6 +196,33 @@ def upsert(
     staged.last_changed = store.now()
     audience.members[key] = staged
     return staged, False
+
+
+def check_email_change(audience: Audience, member: Member, email: str) -> None:
+    """400 when a member cannot take `email`: it is forgotten, or another live member's.
+
+    `PATCH /lists/{id}/members/{hash}` ("Update list member") takes `email_address`
+    in its body (spec `Add_List_Members_3`): that is how an address is changed.
+    """
+    key = subscriber_hash(email)
+    if key == subscriber_hash(member.email):
+        return
+    if key in audience.forgotten:
+        raise errors.forgotten(email)
+    other = audience.members.get(key)
+    if other is not None and other.status != "archived":
+        raise errors.member_exists(email)
+
+
+def change_email(audience: Audience, member: Member, email: str) -> Member:
+    """Re-key `member` under `email`; status, fields, tags and events stay with it."""
+    old, new = subscriber_hash(member.email), subscriber_hash(email)
+    if old == new:
+        return member
+    moved = replace(member, email=email)
+    del audience.members[old]
+    audience.members[new] = moved
+    return moved
 
 
 def _new_member(store: MailchimpStore, email: str, status: str) -> Member:

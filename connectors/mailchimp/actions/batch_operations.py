@@ -33,6 +33,7 @@ from connectors.mailchimp.actions import (
 )
 from connectors.mailchimp.client import MailchimpClient, UncertainDelivery
 from connectors.mailchimp.delivery import acknowledged, rejected
+from connectors.mailchimp.errors import problem_reason
 from connectors.mailchimp.settings import MailchimpSettings
 
 NAME = "batch_operations"
@@ -65,14 +66,8 @@ class OperationResult:
     def detail(self) -> tuple[str, str | None]:
         """(`title: detail`, field) of an error answer."""
         body = self.response if isinstance(self.response, Mapping) else {}
-        title = str(body.get("title") or "")
-        detail = str(body.get("detail") or "")
-        text = f"{title}: {detail}" if title and detail else (title or detail)
-        field = None
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
-            field = errors[0].get("field") or None
-        return text or f"HTTP {self.status_code}", field
+        # The same wording as a direct call's reject, field messages included.
+        return problem_reason(body, self.status_code)
 
 
 def operation(request: ApiRequest, operation_id: str) -> dict[str, Any]:
@@ -189,8 +184,9 @@ class BatchRunner:
     """Sends upserts, then tags and events, of one large flush through POST /batches.
 
     Journey triggers and uncertain records are left to the direct path (they need
-    read-back first), as is every record whose result is missing from the archive or
-    whose batch submission was lost or timed out (marked uncertain).
+    read-back first), as are email changes (a PATCH, then maybe a PUT) and every
+    record whose result is missing from the archive or whose batch submission was
+    lost or timed out (marked uncertain).
     """
 
     def __init__(self, settings: MailchimpSettings, client: MailchimpClient) -> None:
@@ -199,7 +195,11 @@ class BatchRunner:
 
     async def run(self, records: Sequence[Record]) -> tuple[list[Outcome], list[Record]]:
         """Outcomes of what went through batches, and the records left to send directly."""
-        direct = [r.action == journey_trigger.NAME or r.uncertain for r in records]
+        # Email changes too: a PATCH whose 404 must fall back to the PUT.
+        direct = [
+            r.action == journey_trigger.NAME or r.uncertain or bool(r.fields.get("previous_hashes"))
+            for r in records
+        ]
         left = [r for r, d in zip(records, direct, strict=True) if d]
         batchable = [r for r, d in zip(records, direct, strict=True) if not d]
         outcomes: list[Outcome] = []

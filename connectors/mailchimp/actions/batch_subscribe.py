@@ -65,9 +65,13 @@ def parse_errors(body: Mapping[str, Any]) -> dict[str, MemberError]:
     out: dict[str, MemberError] = {}
     for item in body.get("errors") or []:
         email = normalise_email(str(item.get("email_address", "")))
+        error = str(item.get("error", ""))
+        field, how = item.get("field"), item.get("field_message")
+        if field and how:  # how to fix it, worded as a direct call's reject
+            error = f"{error} ({field}: {how})"
         out[email] = MemberError(
             email=email,
-            error=str(item.get("error", "")),
+            error=error,
             code=str(item.get("error_code", "")),
             field=(item.get("field") or None),
         )

@@ -30,6 +30,7 @@ DESCRIPTIONS = {
     "remove": "Tags to remove: a list of names or a comma-separated string.",
 }
 LIMITS = BatchLimits(default=1, maximum=1)
+TAG_NAME_MAX = 100
 
 
 def subscribes(message: Message, settings: MailchimpSettings) -> bool:
@@ -44,7 +45,15 @@ def tag_names(value: Any) -> list[str]:
     items: Sequence[Any] = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise ValueError(f"expected a list of tag names, got {type(value).__name__}")
-    return [str(item).strip() for item in items if str(item).strip()]
+    names = [str(item).strip() for item in items if str(item).strip()]
+    for name in names:
+        # Mailchimp refuses the whole tags call for one name over 100 characters, and
+        # every other tag change of that member with it: name the culprit up front.
+        if len(name) > TAG_NAME_MAX:
+            raise ValueError(
+                f"tag name longer than {TAG_NAME_MAX} characters ({len(name)}): {name[:60]!r}…"
+            )
+    return names
 
 
 def tag_changes(add: Sequence[str], remove: Sequence[str]) -> list[dict[str, str]]:

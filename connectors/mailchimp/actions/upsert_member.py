@@ -3,6 +3,10 @@
 An upsert never sends `status`, so an existing member keeps theirs: an unsubscribed
 or cleaned person is never re-subscribed by espbridge. Merge fields come from
 `[destinations.<name>.merge_fields]`, converted per merge field type.
+
+An email change (the customer's member, as espbridge stored its id, is under another
+address) is a `PATCH` of that member with the new `email_address`, so the person
+keeps their status, history and tags instead of becoming a second, new member.
 """
 
 from __future__ import annotations
@@ -44,6 +48,20 @@ def member_body(fields: Mapping[str, Any], status_if_new: str) -> dict[str, Any]
     if fields.get("language"):
         body["language"] = fields["language"]
     return body
+
+
+def build_rename_request(
+    list_id: str, old_hash: str, fields: Mapping[str, Any], skip_merge_validation: bool
+) -> ApiRequest:
+    """`PATCH /lists/{list_id}/members/{old_hash}`: the member takes the new address.
+
+    PATCH only updates (404 when there is no such member) and, without `status`,
+    keeps the member's status: an unsubscribed person stays unsubscribed.
+    """
+    body = member_body(fields, "")
+    del body["status_if_new"]
+    params = {"skip_merge_validation": "true"} if skip_merge_validation else {}
+    return ApiRequest("PATCH", f"/lists/{list_id}/members/{old_hash}", body, params)
 
 
 def build_request(

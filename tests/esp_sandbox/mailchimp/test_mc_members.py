@@ -196,3 +196,45 @@ def test_missing_or_blank_email_errors(mc: httpx.Client) -> None:
     assert _problem(blank, 400, "Invalid Resource")["errors"][0]["message"] == (
         "This value should not be blank."
     )
+
+
+def test_patch_with_a_new_address_changes_the_members_email(
+    mc: httpx.Client, mc_server: SandboxServer
+) -> None:
+    # Spec: PATCH /lists/{list_id}/members/{subscriber_hash} "Update list member", body
+    # Add_List_Members_3 with `email_address`: the same member, under its new address.
+    put_member(mc, "old@example.com", "unsubscribed", merge_fields={"FNAME": "Ann"})
+    response = mc.patch(member_path("old@example.com"), json={"email_address": "New@Example.com"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == member_hash("new@example.com")
+    assert body["status"] == "unsubscribed" and body["merge_fields"]["FNAME"] == "Ann"
+    _problem(mc.get(member_path("old@example.com")), 404, "Resource Not Found")
+    state = _state_member(mc_server, "new@example.com")
+    assert state["email_address"] == "New@Example.com"
+    assert state["status_history"] == ["unsubscribed"]
+
+
+def test_patch_to_an_address_another_member_has_is_member_exists(mc: httpx.Client) -> None:
+    put_member(mc, "old@example.com")
+    put_member(mc, "taken@example.com")
+    response = mc.patch(member_path("old@example.com"), json={"email_address": "taken@example.com"})
+    _problem(response, 400, "Member Exists")
+    assert mc.get(member_path("old@example.com")).status_code == 200
+
+
+def test_utf8_is_accepted_in_the_domain_but_not_the_prefix(
+    mc: httpx.Client, mc_server: SandboxServer
+) -> None:
+    # Mailchimp help, "International characters in Mailchimp": UTF-8 characters are
+    # refused in an address's prefix (dirección@domain.com) and accepted in its
+    # domain (test@ñoñó1234.com, an internationalized domain name).
+    accepted = put_member(mc, "test@ÑOÑÓ1234.com")
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["id"] == member_hash("test@ñoñó1234.com")
+    refused = mc.post(
+        f"/lists/{LIST_ID}/members",
+        json={"email_address": "dirección@domain.com", "status": "subscribed"},
+    )
+    body = _problem(refused, 400, "Invalid Resource")
+    assert body["errors"][0]["field"] == "email_address"
