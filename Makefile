@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench soak clean
 
 setup: .venv/.synced
 
@@ -38,6 +38,10 @@ bench: setup
 	$(RUN) python bench/klaviyo_throughput.py
 	$(RUN) python bench/mailchimp_throughput.py
 	$(RUN) python bench/realtime_latency.py
+	$(RUN) python bench/state_growth.py
+
+soak: setup
+	$(RUN) python bench/soak.py --schedule
 
 clean:
 	rm -rf .venv .tools .espbridge .pytest_cache .mypy_cache .ruff_cache

@@ -72,8 +72,8 @@ OutputOption = Annotated[
 ]
 
 
-LOCAL_COMMANDS = frozenset({"runs", "rejects", "triggers"})
-"""Commands that only read the state store: they load `[state]` alone (`state_only`), so
+LOCAL_COMMANDS = frozenset({"runs", "rejects", "triggers", "prune"})
+"""Commands that only use the state store: they load `[state]` alone (`state_only`), so
 an unset `${VAR}` of a destination or a source does not stop them."""
 
 
@@ -423,6 +423,36 @@ def rejects(
             ["id", "run_id", "stage", "destination", "source_ref", "field", "reason"],
         )
     )
+
+
+@app.command()
+def prune(config: ConfigOption = Path("espbridge.toml"), output: OutputOption = "text") -> None:
+    """Delete now what the state retention settings no longer keep, and say how much.
+
+    Runs do it by themselves once an hour (a few seconds at a time); this runs to the end.
+    The settings are `sent_ledger_retention_days`, `rejects_retention_days` and
+    `runs_retention_days` of the state section; 0 keeps a table forever.
+    """
+    from sync.store.retention import Retention
+    from sync.store.retention import prune as prune_store
+
+    cfg = _load(config)
+    store = _store(cfg)
+    try:
+        pruned = prune_store(store, Retention.of(cfg.state))
+    finally:
+        store.close()
+    if output == "json":
+        _emit_json(pruned.as_dict())
+        return
+    for name, cutoff in pruned.cutoffs.items():
+        if cutoff is None:
+            out.print(f"{name}: kept forever (retention 0 days)")
+            continue
+        out.print(
+            f"{name}: deleted {pruned.counts.get(name, 0):,} rows older than "
+            f"{pruned.days[name]} days (before {cutoff:%Y-%m-%d %H:%M} UTC)"
+        )
 
 
 @app.command()

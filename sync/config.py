@@ -60,6 +60,20 @@ class StateSettings(StrictModel):
         default="sqlite:///.espbridge/state.db",
         description="SQLAlchemy URL: sqlite:///file.db (default, WAL) or postgresql+psycopg://…",
     )
+    # Retention (`sync.store.retention`): applied by runs at most once an hour, and by
+    # `espbridge prune`. 0 keeps a table forever.
+    sent_ledger_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Acknowledged sent-ledger keys are deleted this long after their "
+        "acknowledgement; a message re-delivered later is sent again. Pending keys stay.",
+    )
+    rejects_retention_days: int = Field(
+        default=90, ge=0, description="Rejected rows are deleted this long after the reject."
+    )
+    runs_retention_days: int = Field(
+        default=90, ge=0, description="Run records are deleted this long after the run ended."
+    )
 
 
 class SyncSettings(StrictModel):

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,12 +39,20 @@ from mapping.message import MessageError, parse_message
 from mapping.types import Message, RejectedRow
 from sync.config import Config, ConfigError
 from sync.metrics import CountingTransport, DryRunTransport
+from sync.redact import redact_text
 from sync.registry import build_destination, build_source, identity_resolver, trigger_engine
 from sync.report import RunReport
 from sync.store.locks import release_dead_holder
+from sync.store.retention import Retention, prune
 from sync.store.state import BatchCommit, StateStore
 
 LOCK_TTL = timedelta(minutes=10)
+PRUNE_EVERY_S = 3600.0
+"""A process prunes the state store after a completed run at most this often."""
+PRUNE_BUDGET_S = 5.0
+"""Seconds of pruning per run; a larger backlog is worked off by the next runs."""
+PRUNE_AGAIN_S = 60.0
+"""How soon a run prunes again when the last one left rows due (or failed)."""
 log = logging.getLogger(__name__)
 
 
@@ -88,6 +97,7 @@ class SyncEngine:
         self.dry_run_out = dry_run_out
         self._identity = identity_resolver(config, store)
         self._triggers = trigger_engine(config, store)
+        self._prune_at = 0.0  # time.monotonic() from which a run may prune again
 
     async def run_sync(
         self,
@@ -119,6 +129,8 @@ class SyncEngine:
             try:
                 await self._run(name, report, dry_run, max_batches, stop, on_batch, (lock, holder))
                 report.status = "completed"
+                if not dry_run and not (stop and stop.is_set()):
+                    self._maybe_prune(report)
             except (ESPError, SourceUnavailable) as exc:  # refused, or retries exhausted
                 report.status = "failed"
                 report.errors.append(str(exc))
@@ -140,6 +152,31 @@ class SyncEngine:
         finally:
             self.store.release_lock(lock, holder)
         return report
+
+    def _maybe_prune(self, report: RunReport) -> None:
+        """Apply `[state]` retention, once an hour, counted as `pruned.<table>` in `report`.
+
+        Only completed runs prune (not dry runs, not stopped ones), for about
+        `PRUNE_BUDGET_S` at most: nothing waits for old rows, and the next run must start
+        on time. A failure is logged and leaves the run completed: its batches are
+        committed already.
+        """
+        if time.monotonic() < self._prune_at:
+            return
+        retention = Retention.of(self.config.state)
+        try:
+            pruned = prune(self.store, retention, budget_s=PRUNE_BUDGET_S)
+        except Exception as exc:  # a store blip, a lock timeout: the next run tries again
+            self._prune_at = time.monotonic() + PRUNE_AGAIN_S
+            reason = redact_text(str(exc), self.store.secrets)  # a driver may echo the URL
+            log.warning("state store retention: pruning failed, retried later: %s", reason)
+            return
+        wait = PRUNE_EVERY_S if pruned.complete else PRUNE_AGAIN_S
+        self._prune_at = time.monotonic() + wait
+        deleted = {f"pruned.{name}": n for name, n in pruned.counts.items() if n}
+        report.counts.update(deleted)
+        if deleted:
+            log.info("state store retention: deleted %s", deleted)
 
     async def _keep_lock(self, lock: str, holder: str) -> None:
         """Refresh the lock every third of its TTL while the run lasts.
@@ -507,6 +544,8 @@ def _extra_counts(report: RunReport) -> dict[str, int]:
     # Trigger and fallback counters are kept in the run record's counts too.
     extra = {f"triggers.{k}": v for k, v in report.triggers.items()}
     extra.update({f"fallbacks.{k}": v for k, v in report.fallbacks.items()})
+    # Counted after the last batch was committed (`SyncEngine._maybe_prune`).
+    extra.update({k: v for k, v in report.counts.items() if k.startswith("pruned.")})
     return extra if not report.dry_run else {}
 
 

@@ -16,7 +16,8 @@ class RunReport:
     destination `<dest>.records`, `<dest>.acknowledged`, `<dest>.rejected`,
     `<dest>.suppressed`, `<dest>.already_sent`, `<dest>.duplicate_in_batch`,
     `<dest>.rejected.mapping`, `<dest>.suppressed.<reason>` (records the destination
-    does not take on purpose, e.g. Mailchimp's `no_email`). Invariants:
+    does not take on purpose, e.g. Mailchimp's `no_email`), and `pruned.<table>` (rows
+    `[state]` retention deleted after the run: `sent_ledger`, `rejects`, `runs`). Invariants:
     `read = messages + rejected.source + skipped` and `<dest>.records = acknowledged +
     rejected + suppressed + already_sent + duplicate_in_batch`.
     """

@@ -77,6 +77,10 @@ def print_report_details(console: Console, report: RunReport) -> None:
         console.print(
             "triggers: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.triggers.items()))
         )
+    pruned = sorted((k, v) for k, v in report.counts.items() if k.startswith("pruned."))
+    if pruned:  # `[state]` retention, applied after the run
+        listed = ", ".join(f"{k.removeprefix('pruned.')}: {v}" for k, v in pruned)
+        console.print(f"pruned from the state store: {listed}")
     for error in report.errors:
         console.print(f"[red]error[/]: {error}")
 

@@ -39,6 +39,9 @@ sent_ledger = sa.Table(
     sa.Column("run_id", sa.Integer, nullable=False),
     sa.Column("source_ref", sa.String(1000), nullable=False),
     sa.Column("acknowledged_at", Timestamp, nullable=True),
+    # Retention deletes acknowledged keys by age (`sync.store.retention`); times only
+    # grow, so this index is appended to at its right edge (pending keys: NULL).
+    sa.Index("ix_sent_ledger_acknowledged_at", "acknowledged_at"),
 )
 
 rejected_rows = sa.Table(
@@ -56,6 +59,7 @@ rejected_rows = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("retried_at", Timestamp, nullable=True),
+    sa.Index("ix_rejected_rows_created_at", "created_at"),  # retention
 )
 
 runs = sa.Table(
@@ -70,6 +74,11 @@ runs = sa.Table(
     sa.Column("counts", sa.JSON, nullable=False),
     sa.Column("api_calls", sa.JSON, nullable=False),
     sa.Column("errors", sa.JSON, nullable=False),
+    sa.Index("ix_runs_ended_at", "ended_at"),  # retention (a running run has none)
+    # Every run start closes its sync's records left `running` (`abandon_runs`): without
+    # this, that update scans every record the sync ever had (serve opens thousands a day).
+    # Stores of schema version 2 get it with the retention indexes (migration step 3).
+    sa.Index("ix_runs_sync_status", "sync", "status"),
 )
 
 locks = sa.Table(

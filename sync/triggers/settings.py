@@ -279,7 +279,7 @@ class TriggerSettings(StrictModel):
 class GlobalCap(StrictModel):
     """At most `max` trigger emissions per customer per `per`, across every trigger."""
 
-    max: int = Field(default=2, ge=1)
+    max: int = Field(default=2, ge=0, description="0: no global cap.")
     per: PositiveDuration = Field(default=timedelta(hours=24))
 
 
@@ -304,6 +304,12 @@ class TriggerEngineSettings(StrictModel):
     )
     activity: Activity = Field(default_factory=Activity)
     retention: Duration = Field(default=timedelta(days=90), description="Keep decisions.")
+
+    @field_validator("global_cap")
+    @classmethod
+    def _no_cap(cls, cap: GlobalCap | None) -> GlobalCap | None:
+        # A missing table means the default cap and TOML has no null: `max = 0` is off.
+        return None if cap is not None and cap.max == 0 else cap
 
 
 def validate_triggers(

@@ -148,6 +148,15 @@ def test_global_cap_lets_the_higher_priority_trigger_win(store: StateStore) -> N
     assert outcomes(store)["browse_intent/v10"] == ("suppressed", "priority")
 
 
+def test_a_global_cap_of_0_turns_it_off(store: StateStore) -> None:
+    # "Remove the table to have no global cap", as the docs said, gave the default cap
+    # (TOML has no null): a second order's email was suppressed for a user who had none.
+    eng = engine(store, triggers(BROWSE, PURCHASE), now=at(60), global_cap={"max": 0})
+    sent = run(eng, [*views(0, 5, 10), track("Order Completed", 20, mid="o1")])
+    sent += run(eng, [track("Order Completed", 30, mid="o2")])
+    assert [e.trigger for e in sent] == ["browse_intent", "recent_purchase", "recent_purchase"]
+
+
 def test_global_cap_counts_same_or_higher_priority(store: StateStore) -> None:
     eng = engine(store, triggers(BROWSE, PURCHASE), now=at(60), global_cap={"max": 1, "per": "12h"})
     # No hold: browse fires first; the purchase (higher priority) still fires.
