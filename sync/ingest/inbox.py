@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sync.ingest.validate import InvalidMessage, ValidMessage
 from sync.store import schema
 from sync.store.inbox import inbox
-from sync.store.state import StateStore
+from sync.store.state import StateStore, as_utc
 
 INGEST_SYNC = "ingest"
 """The `sync` name of rows the ingest endpoint refuses (they belong to no sync yet)."""
@@ -134,13 +134,48 @@ class InboxWriter:
             return int(conn.execute(sa.select(sa.func.max(inbox.c.id))).scalar() or 0)
 
 
-def prune_inbox(store: StateStore, *, upto_id: int, received_before: datetime) -> int:
+def _older(received_at: datetime, cutoff: datetime) -> bool:
+    received = as_utc(received_at)  # SQLite hands back naive UTC
+    return received is not None and received < cutoff
+
+
+PRUNE_CHUNK = 5000
+"""Inbox rows read, and at most deleted, per transaction of `prune_inbox`."""
+
+
+def prune_inbox(
+    store: StateStore, *, upto_id: int, received_before: datetime, chunk: int = PRUNE_CHUNK
+) -> int:
     """Delete inbox rows every inbox sync has read (`id <= upto_id`) and that are older
-    than `received_before`; return how many. Ids are never reused after pruning."""
-    if upto_id <= 0:
-        return 0
-    with store.engine.begin() as conn:
-        result = conn.execute(
-            sa.delete(inbox).where(inbox.c.id <= upto_id, inbox.c.received_at < received_before)
+    than `received_before`; return how many. Ids are never reused after pruning.
+
+    Rows are read oldest first, `chunk` at a time, and the read stops at the first row
+    still too young: ids follow arrival, so the rest are younger. One DELETE over the id
+    range would read the whole retention window (a week of traffic) at every prune, and
+    on SQLite hold the write lock meanwhile, so ingest would wait and answer 503. A row
+    received out of order behind a younger one goes at the next prune.
+    """
+    deleted, after = 0, 0
+    while after < upto_id:
+        query = (
+            sa.select(inbox.c.id, inbox.c.received_at)
+            .where(inbox.c.id > after, inbox.c.id <= upto_id)
+            .order_by(inbox.c.id)
+            .limit(chunk)
         )
-    return int(result.rowcount)
+        with store.engine.connect() as conn:  # read apart: a write lock only to delete
+            rows = conn.execute(query).all()
+        old = [row.id for row in rows if _older(row.received_at, received_before)]
+        if old:
+            with store.engine.begin() as conn:
+                result = conn.execute(
+                    sa.delete(inbox).where(
+                        inbox.c.id.between(old[0], old[-1]),
+                        inbox.c.received_at < received_before,
+                    )
+                )
+            deleted += int(result.rowcount)
+        if len(old) < chunk:  # a row too young, or the end of what was read
+            return deleted
+        after = old[-1]
+    return deleted
