@@ -18,8 +18,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,17 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from services import ROOT, free_port, spawn, unique_ids, wait_up
 
-ROOT = Path(__file__).resolve().parents[1]
 WRITE_KEY = "wk-bench"
 TIME_SCALE = 1000  # the sandbox's rate windows, and the client's limiter, sped up alike
 BATCH_SIZE = int(os.environ.get("BENCH_INBOX_BATCH", "100"))  # inbox messages per engine batch
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(state_url: str, klaviyo_url: str) -> Any:
@@ -89,25 +81,6 @@ def child(state_url: str, klaviyo_url: str, port: str) -> None:
 
     settings = IngestSettings(write_keys=[WRITE_KEY])
     serve(_config(state_url, klaviyo_url), "127.0.0.1", int(port), settings=settings)
-
-
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-
-
-def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{url} exited:\n{log.read_text()[-3000:]}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    sys.exit(f"{url} did not come up")
 
 
 ORDER_EVERY = 10  # one message in ten is an order, which fires the immediate trigger
@@ -161,26 +134,6 @@ async def drive(
     return sent
 
 
-def _key(event: dict[str, Any]) -> str:
-    """The messageId an event carries; `trigger:<messageId>` for the trigger's emission."""
-    source = event.get("properties", {}).get("source_message_id")
-    return f"trigger:{source}" if source else str(event["unique_id"])
-
-
-def _unique_ids(request: dict[str, Any]) -> list[str]:
-    body = request.get("body") or {}
-    attributes = body.get("data", {}).get("attributes", {}) if isinstance(body, dict) else {}
-    if request["path"] == "/api/events":
-        return [_key(attributes)]
-    if request["path"] == "/api/event-bulk-create-jobs":
-        return [
-            _key(event["attributes"])
-            for entry in attributes["events-bulk-create"]["data"]
-            for event in entry["attributes"]["events"]["data"]
-        ]
-    return []
-
-
 def arrivals(sandbox: str, expected: set[str], timeout: float) -> dict[str, float]:
     """messageId → wall-clock time the sandbox first logged a request carrying it."""
     seen: dict[str, float] = {}
@@ -193,7 +146,7 @@ def arrivals(sandbox: str, expected: set[str], timeout: float) -> dict[str, floa
                 since = request["seq"] + 1
                 if request.get("status") in (200, 201, 202):
                     at = datetime.fromisoformat(request["time"]).timestamp()
-                    for mid in _unique_ids(request):
+                    for mid in unique_ids(request):
                         seen.setdefault(mid, at)
             if not page:
                 time.sleep(0.2)
@@ -227,9 +180,9 @@ def main() -> None:
         child(*args.child)
         return
     work = Path(tempfile.mkdtemp(prefix="espbridge-bench-"))
-    sandbox_port, serve_port = _free_port(), _free_port()
+    sandbox_port, serve_port = free_port(), free_port()
     sandbox_url, serve_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{serve_port}"
-    sandbox = _spawn(
+    sandbox = spawn(
         [
             "-m",
             "esp_sandbox",
@@ -244,13 +197,13 @@ def main() -> None:
     )
     serve = None
     try:
-        _wait_up(f"{sandbox_url}/_sandbox/stats", sandbox, work / "sandbox.log")
+        wait_up(f"{sandbox_url}/_sandbox/stats", sandbox, work / "sandbox.log")
         state_url = f"sqlite:///{work / 'state.db'}"
-        serve = _spawn(
+        serve = spawn(
             [str(Path(__file__)), "--child", state_url, sandbox_url, str(serve_port)],
             work / "serve.log",
         )
-        _wait_up(f"{serve_url}/healthz", serve, work / "serve.log")
+        wait_up(f"{serve_url}/healthz", serve, work / "serve.log")
         if args.warmup:  # first runs import and connect: not what is measured
             warm = asyncio.run(
                 drive(serve_url, args.rate, args.warmup, args.batch, args.senders, "warm")

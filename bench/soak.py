@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from services import ROOT, free_port, spawn, unique_ids, wait_up
 
-ROOT = Path(__file__).resolve().parents[1]
 WRITE_KEY = "wk-soak"
 TIME_SCALE = 1000  # the sandbox's rate windows, and the client's limiter, sped up alike
 USERS = 2000  # distinct customers the traffic cycles through
@@ -89,31 +88,6 @@ source = "files"
 destinations = ["klaviyo"]
 schedule = "* * * * *"
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, *args], cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-
-
-def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{url} exited:\n{log.read_text()[-3000:]}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    sys.exit(f"{url} did not come up")
 
 
 # traffic ------------------------------------------------------------------------------
@@ -196,26 +170,6 @@ def feed_folder(folder: Path, every: float, size: int, stop: threading.Event, t:
 # what arrived ---------------------------------------------------------------------------
 
 
-def _key(event: dict[str, Any]) -> str:
-    """The messageId an event carries; `trigger:<messageId>` for the trigger's emission."""
-    source = event.get("properties", {}).get("source_message_id")
-    return f"trigger:{source}" if source else str(event["unique_id"])
-
-
-def _unique_ids(request: dict[str, Any]) -> list[str]:
-    body = request.get("body") or {}
-    attributes = body.get("data", {}).get("attributes", {}) if isinstance(body, dict) else {}
-    if request["path"] == "/api/events":
-        return [_key(attributes)]
-    if request["path"] == "/api/event-bulk-create-jobs":
-        return [
-            _key(event["attributes"])
-            for entry in attributes["events-bulk-create"]["data"]
-            for event in entry["attributes"]["events"]["data"]
-        ]
-    return []
-
-
 class Arrivals:
     """Reads the sandbox's request log as it goes (it keeps only the newest 50,000)."""
 
@@ -233,7 +187,7 @@ class Arrivals:
             for request in page:
                 self.since = request["seq"] + 1
                 if request.get("status") in (200, 201, 202):
-                    self.seen.update(_unique_ids(request))
+                    self.seen.update(unique_ids(request))
 
     def wait_for(self, expected: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -347,7 +301,7 @@ class Services:
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.ports = _free_port(), _free_port()
+        self.ports = free_port(), free_port()
         self.sandbox_url = f"http://127.0.0.1:{self.ports[0]}"
         self.serve_url = f"http://127.0.0.1:{self.ports[1]}"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -355,7 +309,7 @@ class Services:
 
     def start(self, schedule: bool) -> None:
         work, (sandbox_port, serve_port) = self.work, self.ports
-        self.procs["sandbox"] = _spawn(
+        self.procs["sandbox"] = spawn(
             [
                 "-m",
                 "esp_sandbox",
@@ -368,15 +322,15 @@ class Services:
             ],
             work / "sandbox.log",
         )
-        _wait_up(f"{self.sandbox_url}/_sandbox/stats", self.procs["sandbox"], work / "sandbox.log")
+        wait_up(f"{self.sandbox_url}/_sandbox/stats", self.procs["sandbox"], work / "sandbox.log")
         config = str(_config(work, self.sandbox_url, schedule))
         cli = ["-m", "sync.cli"]
-        self.procs["serve"] = _spawn(
+        self.procs["serve"] = spawn(
             [*cli, "serve", "--config", config, "--port", str(serve_port)], work / "serve.log"
         )
-        _wait_up(f"{self.serve_url}/healthz", self.procs["serve"], work / "serve.log")
+        wait_up(f"{self.serve_url}/healthz", self.procs["serve"], work / "serve.log")
         if schedule:
-            self.procs["schedule"] = _spawn(
+            self.procs["schedule"] = spawn(
                 [*cli, "schedule", "--config", config], work / "schedule.log"
             )
 
