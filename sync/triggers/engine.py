@@ -35,6 +35,12 @@ DELIVERED = frozenset({"delivered", "acknowledged", "fired", "sent"})
 _PRUNE_EVERY = timedelta(hours=6)
 _QUIET_MARGIN = timedelta(days=1)
 _FUTURE = timedelta(hours=1)
+RECOVER_AFTER = timedelta(minutes=10)
+"""An emission fired this long ago and still not acknowledged was handed out by an engine
+that stopped (a crash, a failed run) and is sent again. A younger one may be in flight in
+another process sharing the store (`serve` beside `schedule`: every sync's engine emits
+what is due), which would send it twice; a live engine acknowledges or rejects what it
+hands out within its batch."""
 """Event times further ahead of the wall clock do not advance the watermark."""
 
 
@@ -78,7 +84,6 @@ class TriggerEngine:
         self._children = {name: [t for t in specs if t.after == name] for name in self.triggers}
         self._handed_out: set[str] = set()
         self._fired: list[dict[str, Any]] = []  # what the current `due` call fired
-        self._recovered = False  # undelivered emissions of earlier engines read once
         self._pruned_at: datetime | None = None
         self._counts: Counter[str] = Counter()
         self._across = frozenset(t.name for t in specs if t.key_scope == "global" and t.key)
@@ -190,7 +195,9 @@ class TriggerEngine:
                 limit = self.watermark(conn)
                 if limit is not None:
                     self._decide_in(conn, limit)
-                rows = store.undelivered(conn)
+                rows = store.undelivered(conn, decided_before=self.clock() - RECOVER_AFTER)
+                known = {r["instance_id"] for r in rows}
+                rows += [r for r in self._fired if r["instance_id"] not in known]
             finally:
                 trans.rollback()
                 self._counts = counts
@@ -208,7 +215,8 @@ class TriggerEngine:
                 `watermark()`). The engine never decides beyond its own watermark.
 
         Returns:
-            Newly fired emissions, plus fired ones never acknowledged (after a restart).
+            Newly fired emissions, plus fired ones an engine that stopped never had
+            acknowledged (`RECOVER_AFTER` after their firing).
         """
         self._fired = []  # only what this call decides (not a preview's)
         # One transaction: decisions, pruning and the read of what to send commit once.
@@ -219,10 +227,9 @@ class TriggerEngine:
             if limit is not None:
                 self._decide_in(conn, limit)
                 self._maybe_prune(conn, limit)
-            # Fired but never acknowledged (a crash, a rejection) before this engine:
-            # read once; afterwards what this engine fires is handed out from memory.
-            rows = [] if self._recovered else store.undelivered(conn)
-        self._recovered = True
+            # Fired but never acknowledged by an engine that stopped: old enough that no
+            # live engine has it in flight. What this engine fires comes from memory.
+            rows = store.undelivered(conn, decided_before=self.clock() - RECOVER_AFTER)
         fired, self._fired = self._fired, []
         known = {r["instance_id"] for r in rows}
         rows += [r for r in fired if r["instance_id"] not in known]

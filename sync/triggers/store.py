@@ -273,12 +273,14 @@ def record_decisions(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> 
     conn.exec_driver_sql(sql, params)
 
 
-def undelivered(conn: sa.Connection) -> list[dict[str, Any]]:
-    """Fired instances whose emission no destination has acknowledged yet."""
+def undelivered(conn: sa.Connection, *, decided_before: datetime) -> list[dict[str, Any]]:
+    """Fired instances, decided before `decided_before`, whose emission no destination has
+    acknowledged yet."""
     t = trigger_instances
     query = (
         sa.select(t)
         .where(sa.text("delivery = 'pending'"))  # a literal, so the partial index applies
+        .where(t.c.decided_at < decided_before)
         .order_by(t.c.due_at, t.c.instance_id)
     )
     return [row_dict(r) for r in conn.execute(query)]

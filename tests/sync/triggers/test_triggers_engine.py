@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,9 @@ from typer.testing import CliRunner
 
 from sync.store.state import StateStore
 from sync.triggers.cli import app
+from sync.triggers.engine import RECOVER_AFTER
 from sync.triggers.explain import decision_counts, explain, list_decisions
-from tests.sync.triggers.timeline import customers, engine, outcomes, track, triggers
+from tests.sync.triggers.timeline import at, customers, engine, outcomes, track, triggers
 
 CART: dict[str, Any] = {
     "name": "cart_abandoned",
@@ -42,10 +44,27 @@ def test_an_emission_not_acknowledged_is_handed_out_again_after_a_restart(
     sent = first.due()
     assert len(sent) == 1
     assert first.due() == []  # the same engine hands it out once
-    # Crash before `mark`: a new engine sends it again, with the same unique_id.
-    again = engine(store, triggers(CART)).due()
+    # Crash before `mark`: a new engine sends it again, with the same unique_id, once no
+    # live engine can still have it in flight.
+    later = at(24 * 60) + RECOVER_AFTER + timedelta(seconds=1)
+    again = engine(store, triggers(CART), now=later).due()
     assert [e.instance_id for e in again] == [sent[0].instance_id]
     assert again[0].message.message_id == sent[0].message.message_id
+
+
+def test_an_emission_in_flight_in_another_process_is_not_sent_twice(store: StateStore) -> None:
+    # `serve` fired and handed out an emission; a `schedule` run's engine on the same
+    # store, starting before `serve` acknowledged it, sent it too (found by the soak:
+    # two requests with one trigger's unique_id).
+    batch = [track("Product Added", 0, cart_id="k1"), track("X", 40)]
+    serving = engine(store, triggers(CART))
+    serving.observe(batch, customers(batch))
+    [in_flight] = serving.due()
+    other = engine(store, triggers(CART))  # the same wall clock: a moment later
+    assert other.due() == []
+    serving.mark([in_flight.instance_id], "delivered")
+    later = at(24 * 60) + RECOVER_AFTER + timedelta(seconds=1)
+    assert engine(store, triggers(CART), now=later).due() == []
 
 
 def test_marked_emissions_are_not_handed_out_again(store: StateStore) -> None:
