@@ -29,6 +29,7 @@ import orjson
 import phonenumbers
 
 from connectors.mailchimp.settings import MergeFieldSpec, MergeFieldType
+from mapping.transforms.numeric import GROUPED_DIGITS
 
 MERGE_TAG_MAX = 10
 _TAG = re.compile(r"^[A-Z0-9_]{1,10}$")
@@ -93,9 +94,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-# Commas only as thousands separators: "1,5" is a decimal comma (1.5 in much of
-# Europe), and reading it as 15 would store a silently wrong number.
-_NUMBER = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d*)?([eE][+-]?\d+)?$")
+_NUMBER = re.compile(rf"^[+-]?({GROUPED_DIGITS}|\d+)?(\.\d*)?([eE][+-]?\d+)?$")
 
 
 def _number(tag: str, value: Any) -> int | float:

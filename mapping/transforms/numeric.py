@@ -21,6 +21,11 @@ other code may change, and whose 28 digits would round long inputs twice)."""
 
 _QUANTA = [Decimal(1).scaleb(-digits) for digits in range(MAX_MINOR_DIGITS + 1)]
 
+GROUPED_DIGITS = r"\d{1,3}(?:,\d{3})+"
+"""A regular-expression part: digits with commas as thousands separators (`1,299`), the
+only commas a number written as text may carry. `1,5` is a decimal comma in much of
+Europe: read as 15 it would be a silently wrong number, so it never matches."""
+
 
 def to_number(value: Any) -> int | float:
     """A number from a number or numeric text: a finite float, or an int within 64 bits."""

@@ -13,12 +13,14 @@ import math
 import re
 from typing import Any
 
+from mapping.transforms.numeric import GROUPED_DIGITS
+
 _SIGNS = "$€£¥₹"
 _AMOUNT = re.compile(
     rf"""^(?P<sign>[+-]?)\s*
     (?:[A-Z]{{3}}\s*|[{_SIGNS}]\s*)?          # a leading code or sign: USD 5, $5
     (?P<minus>-?)\s*                         # $-5
-    (?P<number>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d*)?|\.\d+)
+    (?P<number>{GROUPED_DIGITS}(?:\.\d+)?|\d+(?:\.\d*)?|\.\d+)
     \s*(?:[A-Z]{{3}}|[{_SIGNS}])?$           # a trailing code or sign: 5 EUR, 5€
     """,
     re.VERBOSE | re.IGNORECASE,
